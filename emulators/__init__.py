@@ -1,0 +1,1 @@
+"""Loopback emulators of Claude and Slack, for tests and benchmarks."""

@@ -1,0 +1,79 @@
+"""Per-method rate limits that answer HTTP 429 with Retry-After, as Slack's Web API does."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+MIN_RETRY_AFTER_S = 1
+
+
+@dataclass
+class _Bucket:
+    per_s: float
+    burst: int
+    retry_after_s: int | None
+    per_channel: bool
+    tokens: dict[str, tuple[float, float]] = field(default_factory=dict)  # key -> (tokens, at)
+
+    def take(self, key: str, now: float) -> int | None:
+        tokens, at = self.tokens.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.per_s)
+        if tokens >= 1.0:
+            self.tokens[key] = (tokens - 1.0, now)
+            return None
+        self.tokens[key] = (tokens, now)
+        if self.retry_after_s is not None:
+            return self.retry_after_s
+        return max(MIN_RETRY_AFTER_S, math.ceil((1.0 - tokens) / self.per_s))
+
+
+class RateLimits:
+    """Token buckets and "fail the next N calls" rules per method; counts the 429s served."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, _Bucket] = {}
+        self._forced: dict[str, list[int]] = {}
+        self.served: Counter[str] = Counter()
+
+    def limit(
+        self,
+        method: str,
+        *,
+        per_s: float,
+        burst: int = 1,
+        retry_after_s: int | None = None,
+        per_channel: bool = False,
+    ) -> None:
+        """Allow `burst` calls at once, refilled at `per_s`; over it, 429 (per channel if asked)."""
+        if per_s <= 0 or burst < 1:
+            raise ValueError("per_s must be positive and burst at least 1")
+        self._buckets[method] = _Bucket(per_s, burst, retry_after_s, per_channel)
+
+    def fail_next(self, method: str, count: int = 1, *, retry_after_s: int = MIN_RETRY_AFTER_S) -> None:
+        """Answer the next `count` calls to `method` with 429 and this Retry-After."""
+        self._forced.setdefault(method, []).extend([retry_after_s] * count)
+
+    def clear(self, method: str | None = None) -> None:
+        """Remove the limits of one method, or of all methods."""
+        if method is None:
+            self._buckets.clear()
+            self._forced.clear()
+        else:
+            self._buckets.pop(method, None)
+            self._forced.pop(method, None)
+
+    def check(self, method: str, channel: str | None) -> int | None:
+        """Seconds to put in Retry-After if this call is limited, else None (and the call is counted)."""
+        forced = self._forced.get(method)
+        retry_after: int | None = None
+        if forced:
+            retry_after = forced.pop(0)
+        elif (bucket := self._buckets.get(method)) is not None:
+            key = (channel or "") if bucket.per_channel else ""
+            retry_after = bucket.take(key, time.monotonic())
+        if retry_after is not None:
+            self.served[method] += 1
+        return retry_after
