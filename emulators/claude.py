@@ -16,7 +16,9 @@ events when `"stream": true`. Each call takes about `latency_s`; the first token
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -172,6 +174,8 @@ class ClaudeEmulator:
         """Listen on an ephemeral loopback port; returns the base URL."""
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_post("/v1/messages", self._handle_messages)
+        app.router.add_get("/_emulator/stats", self._handle_stats)
+        app.router.add_post("/_emulator/reset", self._handle_reset)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         self._stopping.clear()
         self._runner = web.AppRunner(
@@ -190,6 +194,26 @@ class ClaudeEmulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for a benchmark in another process: requests by kind, concurrency, token usage."""
+        by_kind: dict[str, int] = {}
+        for request in self.requests:
+            by_kind[request.kind.kind] = by_kind.get(request.kind.kind, 0) + 1
+        return {
+            "requests": len(self.requests),
+            "by_kind": by_kind,
+            "in_flight": self.in_flight,
+            "peak_concurrency": self.peak_concurrency,
+        }
+
+    async def _handle_stats(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _handle_reset(self, _request: web.Request) -> web.Response:
+        self.reset_stats()
+        self.cache.clear()
+        return web.json_response(self.stats())
 
     async def __aenter__(self) -> ClaudeEmulator:
         await self.start()
@@ -492,3 +516,25 @@ def _drop(request: web.Request) -> None:
     """Close the connection without finishing the response."""
     if request.transport is not None:
         request.transport.abort()
+
+
+async def serve(latency_s: float, first_token_s: float | None, api_key: str) -> None:
+    """Run an emulator until interrupted, printing its base URL on the first line of stdout."""
+    async with ClaudeEmulator(api_key=api_key, latency_s=latency_s, first_token_s=first_token_s) as emulator:
+        print(emulator.base_url, flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    """`python -m emulators.claude --latency-s 1.0`: a standalone emulator for benchmarks."""
+    parser = argparse.ArgumentParser(description="Loopback Claude Messages API emulator")
+    parser.add_argument("--latency-s", type=float, default=1.0, help="time per call")
+    parser.add_argument("--first-token-s", type=float, default=None, help="time to message_start")
+    parser.add_argument("--api-key", default="test-key")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.latency_s, args.first_token_s, args.api_key))
+
+
+if __name__ == "__main__":
+    main()

@@ -123,7 +123,7 @@ class _Output:
     def progress(self, event: ProgressEvent) -> None:
         self.board.update(event)
         if self.live_enabled:
-            self.live.update(self.board.render())
+            self.live.update(self.board.render(), refresh=True)
         elif not self.as_json and (line := progress_line(event)):
             self.console.print(line, markup=False, highlight=False)
 
@@ -200,17 +200,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         settings = EngineSettings()
     except pydantic.ValidationError as error:
         first = error.errors()[0]
-        err.print(f"matrec: bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}", markup=False)
-        return EXIT_FAILED
+        return _fail(f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}", EXIT_FAILED)
     output = _Output(args.json, out or sys.stdout, err)
     try:
         return asyncio.run(_main(args, settings, output))
     except ConfigError as error:
-        err.print(f"matrec: {error}", markup=False, highlight=False)
-        return EXIT_FAILED
+        return _fail(str(error), EXIT_FAILED)
     except BadInputError as error:
-        err.print(f"matrec: {error}", markup=False, highlight=False)
-        return EXIT_BAD_INPUT
+        return _fail(str(error), EXIT_BAD_INPUT)
     except pydantic.ValidationError as error:
-        err.print(f"matrec: bad option: {error.errors()[0]['msg']}", markup=False)
-        return EXIT_BAD_INPUT
+        return _fail(f"bad option: {error.errors()[0]['msg']}", EXIT_BAD_INPUT)
+
+
+def _fail(message: str, code: int) -> int:
+    """One unwrapped line on stderr, then the exit code."""
+    print(f"matrec: {message}", file=sys.stderr)
+    return code

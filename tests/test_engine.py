@@ -308,6 +308,7 @@ async def test_prime_caching_lets_five_branches_read_the_first_ones_prefix(emula
     reads = [b.usage.cache_read_tokens for b in rec.branches]
     assert sum(1 for w in writes if w) == 1 and sum(1 for r in reads if r) == 5
     assert rec.usage.total.cache_read_tokens == 5 * max(writes)
+    assert 0 < rec.timing.prime_wait_s < rec.timing.slowest_branch_s
 
 
 async def test_without_caching_no_request_asks_for_it(engine: Engine, emulator: ClaudeEmulator) -> None:
