@@ -151,6 +151,8 @@ class ClaudeEmulator:
         self.latency_s = latency_s
         self.first_token_s = first_token_s
         self.scores: dict[str, int] = {**DEFAULT_SCORES, **(scores or {})}
+        # per-request latency by class name or request kind ("aggregate", "single"), over latency_s
+        self.latencies: dict[str, float] = {}
         self.responder: Callable[[RecordedRequest], Any] | None = None
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
@@ -268,12 +270,12 @@ class ClaudeEmulator:
                 return rule
         return None
 
-    def _timing(self) -> tuple[float, float]:
-        if self.first_token_s is not None:
-            first = self.first_token_s
-        else:
-            first = 0.0 if self.latency_s <= 0 else min(self.latency_s * FIRST_TOKEN_SHARE, self.latency_s)
-        return first, max(self.latency_s, first)
+    def _timing(self, record: RecordedRequest) -> tuple[float, float]:
+        """(first token, total) seconds for this request."""
+        latency_s = self.latencies.get(record.kind.material or record.kind.kind, self.latency_s)
+        share_s = latency_s * FIRST_TOKEN_SHARE
+        first_s = self.first_token_s if self.first_token_s is not None else share_s
+        return first_s, max(latency_s, first_s)
 
     def _new_id(self, prefix: str) -> str:
         self._ids += 1
@@ -389,7 +391,7 @@ class ClaudeEmulator:
     async def _respond(
         self, request: web.Request, record: RecordedRequest, reply: _Reply, cache_use: CacheUse
     ) -> web.StreamResponse:
-        first_token_s, latency_s = self._timing()
+        first_token_s, latency_s = self._timing(record)
         await self._sleep_until(record.arrived_at + first_token_s)
         self._started(record, cache_use)
         await self._sleep_until(record.arrived_at + latency_s)
@@ -405,7 +407,7 @@ class ClaudeEmulator:
     async def _stream(
         self, request: web.Request, record: RecordedRequest, reply: _Reply, cache_use: CacheUse
     ) -> web.StreamResponse:
-        first_token_s, latency_s = self._timing()
+        first_token_s, latency_s = self._timing(record)
         response = web.StreamResponse(
             status=200,
             headers={

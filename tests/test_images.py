@@ -15,14 +15,25 @@ from typing import Any
 
 import pillow_heif
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageChops, ImageFile, ImageStat
 
+from matrec import images
 from matrec.errors import ImageError, ImageKind
 from matrec.images import ACCEPTED_FORMATS_TEXT, MAX_EDGE_PX, PreparedImage, prepare_image, sniff_format
 
 RED = (220, 30, 30)
 BLUE = (30, 30, 220)
 GREEN = (30, 200, 30)
+YELLOW = (230, 200, 40)
+_UPRIGHT: dict[int, Image.Transpose] = {  # the EXIF rule: what turns a stored image upright
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _encoded(image: Image.Image, image_format: str, **params: Any) -> bytes:
@@ -59,6 +70,29 @@ def _png_header_only(width: int, height: int, *, bit_depth: int = 8, colour_type
         + _png_chunk(b"IDAT", zlib.compress(b""))
         + _png_chunk(b"IEND", b"")
     )
+
+
+def _quadrants(width: int, height: int) -> Image.Image:
+    """Four colours, one to a quadrant: each of the eight orientations lays them out differently."""
+    image = Image.new("RGB", (width, height), RED)
+    image.paste(BLUE, (width // 2, 0, width, height // 2))
+    image.paste(GREEN, (0, height // 2, width // 2, height))
+    image.paste(YELLOW, (width // 2, height // 2, width, height))
+    return image
+
+
+def _heic(stored: Image.Image, orientation: int = 1, *, tile_px: int | None = 128) -> bytes:
+    """A HEIC, by default stored as a grid of tiles, as phones store photos (in 512 px tiles)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    tiles = {"tile_size": tile_px} if tile_px else {}
+    return _encoded(stored, "HEIF", quality=90, exif=exif.tobytes(), **tiles)
+
+
+def _difference(sent: Image.Image, expected: Image.Image) -> float:
+    """The mean difference per pixel of the worst channel, after scaling `expected` to `sent`."""
+    scaled = expected.convert("RGB").resize(sent.size, Image.Resampling.BOX)
+    return max(ImageStat.Stat(ImageChops.difference(sent.convert("RGB"), scaled)).mean)
 
 
 def _sideways(image_format: str) -> bytes:
@@ -104,6 +138,79 @@ def test_a_heic_photo_is_decoded_to_its_own_colours() -> None:
     prepared = prepare_image(_encoded(Image.new("RGB", (640, 480), RED), "HEIF", quality=90))
 
     assert _near(_sent(prepared).getpixel((320, 240)), RED)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tiled_heic_is_downscaled_and_sent_as_its_orientation_says(orientation: int) -> None:
+    stored = _quadrants(1024, 640)
+    upright = stored.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else stored
+
+    prepared = prepare_image(_heic(stored, orientation), max_edge_px=256)
+
+    sent = _sent(prepared)
+    assert (prepared.original_width, prepared.original_height) == upright.size
+    assert sent.size == (prepared.width, prepared.height) == (upright.width // 4, upright.height // 4)
+    assert _difference(sent, upright) < 4
+
+
+@pytest.mark.parametrize(("orientation", "max_edge_px"), [(1, MAX_EDGE_PX), (6, MAX_EDGE_PX), (8, 250)])
+def test_an_odd_sized_heic_is_cropped_to_its_own_size(orientation: int, max_edge_px: int) -> None:
+    # HEVC codes whole blocks of pixels; the file then carries a crop to the odd size.
+    stored = _quadrants(1001, 601)
+    upright = stored.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else stored
+
+    prepared = prepare_image(_heic(stored, orientation, tile_px=None), max_edge_px=max_edge_px)
+
+    sent = _sent(prepared)
+    assert (prepared.original_width, prepared.original_height) == upright.size
+    assert max(sent.size) == min(max_edge_px, 1001)
+    assert _difference(sent, upright) < 4
+
+
+def test_a_heic_with_transparent_pixels_stays_a_png_with_its_transparency() -> None:
+    image = Image.new("RGBA", (256, 128), (*RED, 255))
+    image.paste((0, 0, 0, 0), (0, 0, 64, 64))
+
+    prepared = prepare_image(_encoded(image, "HEIF", quality=90))
+
+    sent = _sent(prepared)
+    assert prepared.media_type == "image/png"
+    assert _near(sent.getpixel((10, 10)), (0, 0, 0, 0), tolerance=8)
+    assert _near(sent.getpixel((200, 100)), (*RED, 255))
+
+
+def test_a_10_bit_heic_is_sent_with_its_colours() -> None:
+    pixels = Image.new("RGB", (128, 96), RED).tobytes()
+    buffer = io.BytesIO()
+    sixteen_bit = struct.pack(f"<{len(pixels)}H", *(value << 8 for value in pixels))
+    pillow_heif.from_bytes("RGB;16", (128, 96), sixteen_bit).save(buffer, quality=90)
+
+    prepared = prepare_image(buffer.getvalue())
+
+    assert _near(_sent(prepared).getpixel((64, 48)), RED)
+
+
+def test_a_greyscale_heic_is_sent_with_its_grey() -> None:
+    prepared = prepare_image(_encoded(Image.new("L", (128, 96), 128), "HEIF", quality=90))
+
+    assert _near(_sent(prepared).getpixel((64, 48)), (128, 128, 128), tolerance=8)
+
+
+def test_heic_tiles_are_decoded_through_the_libheif_pillow_heif_ships() -> None:
+    # Without it every HEIC is decoded whole (three times the memory): it must not go unnoticed.
+    prepare_image(_heic(_quadrants(64, 64)))
+
+    assert images._libheif() is not None
+
+
+def test_a_tiled_heic_is_decoded_whole_where_libheif_cannot_be_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = _quadrants(1024, 640)
+    monkeypatch.setattr(images, "_libheif", lambda: None)
+
+    prepared = prepare_image(_heic(stored, 6), max_edge_px=256)
+
+    assert (prepared.width, prepared.height) == (160, 256)
+    assert _difference(_sent(prepared), stored.transpose(Image.Transpose.ROTATE_270)) < 4
 
 
 def test_only_the_first_frame_of_an_animated_gif_is_sent() -> None:
@@ -288,6 +395,7 @@ _BAD_UPLOADS: list[tuple[str, Callable[[], bytes], ImageKind, str]] = [
     ("truncated-gif", _first_half(lambda: _encoded(_noise(300, 200), "GIF")), ImageKind.CORRUPT, "damaged"),
     ("truncated-webp", _first_half(lambda: _encoded(_noise(300, 200), "WEBP")), ImageKind.CORRUPT, "damaged"),
     ("truncated-heic", _first_half(lambda: _encoded(_noise(300, 200), "HEIF")), ImageKind.CORRUPT, "damaged"),
+    ("truncated-tiled-heic", _first_half(lambda: _heic(_noise(512, 384))), ImageKind.CORRUPT, "damaged"),
     ("zero-width-png", lambda: _png_header_only(0, 100), ImageKind.CORRUPT, "damaged"),
     ("png-bomb", lambda: _png_header_only(30_000, 30_000), ImageKind.TOO_MANY_PIXELS, "30000x30000"),
     ("gif-frame-bomb", _gif_first_frame_bomb, ImageKind.TOO_MANY_PIXELS, "too many pixels"),
@@ -336,6 +444,14 @@ def test_the_pixel_cap_is_judged_from_the_header() -> None:
     assert "2000x1000 pixels (2 megapixels), over the 1-megapixel limit" in str(caught.value)
 
 
+def test_the_pixel_cap_of_a_heic_is_judged_from_its_header() -> None:
+    with pytest.raises(ImageError) as caught:
+        prepare_image(_heic(_photo(1000, 500), 6), max_pixels=400_000)
+
+    assert caught.value.kind is ImageKind.TOO_MANY_PIXELS
+    assert "500x1000 pixels" in str(caught.value)
+
+
 def test_an_image_above_pillows_warning_threshold_but_within_our_cap_raises_no_warning() -> None:
     # 90 MP sits between Pillow's MAX_IMAGE_PIXELS (~89.5 MP) and our 100 MP; warnings are errors here.
     # 1-bit, so the pixel buffer Pillow reserves is never written and costs no real memory.
@@ -347,6 +463,6 @@ def test_an_image_above_pillows_warning_threshold_but_within_our_cap_raises_no_w
 
 def test_importing_the_module_registers_no_heif_opener() -> None:
     script = "import matrec, matrec.images; from PIL import Image; Image.init(); print('HEIF' in Image.OPEN)"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)  # noqa: S603
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == "False"

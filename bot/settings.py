@@ -1,0 +1,67 @@
+"""Bot configuration, read once from the environment and `.env` at start-up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class Trigger(StrEnum):
+    """Which uploads start a consultation."""
+
+    ALL = "all"  # every image in a channel the bot is in
+    MENTIONS = "mentions"  # only images in messages that mention the bot
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class BotSettings(BaseSettings):
+    """Slack connection and bot behaviour; Slack values use Slack's usual variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias=_alias("SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias=_alias("SLACK_APP_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=_alias("SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias=_alias("SLACK_API_URL"))
+    port: int = Field(default=3000, ge=0, le=65535, validation_alias=_alias("PORT"))
+    host: str = Field(default="0.0.0.0", validation_alias=_alias("HOST"))  # noqa: S104 (a container's server)
+    database_url: str = Field(default="sqlite:///matrec.db", validation_alias=_alias("DATABASE_URL"))
+    trigger: Trigger = Field(default=Trigger.ALL, validation_alias=_alias("MATREC_TRIGGER"))
+    mention_only_channels: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias=_alias("MATREC_MENTION_ONLY_CHANNELS")
+    )
+    update_interval_s: float = Field(default=1.0, gt=0, validation_alias=_alias("MATREC_UPDATE_INTERVAL_S"))
+    max_images_per_message: int = Field(
+        default=6, ge=1, validation_alias=_alias("MATREC_MAX_IMAGES_PER_MESSAGE")
+    )
+    dedupe_retention_s: float = Field(
+        default=86_400.0, ge=600, validation_alias=_alias("MATREC_DEDUPE_RETENTION_S")
+    )
+    log_level: str = Field(default="INFO", validation_alias=_alias("MATREC_LOG_LEVEL"))
+
+    @field_validator("mention_only_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode when an app-level token is set; HTTP mode otherwise."""
+        return self.slack_app_token is not None and bool(self.slack_app_token.get_secret_value())

@@ -1,0 +1,113 @@
+"""One writer per Slack message: it serializes and coalesces updates, and lands the final state.
+
+Renders arrive as fast as the engine reports progress; the writer keeps only the newest, sends at
+most one `chat.update` per interval, and skips a render identical to what Slack already shows.
+429s are retried by the client's rate-limit handler (honouring Retry-After); the final render is
+always sent, even when intermediate ones were dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks import Rendered
+
+log = logging.getLogger(__name__)
+
+_GONE = {"message_not_found", "cant_update_message", "channel_not_found", "is_archived"}
+
+
+class MessageWriter:
+    """The only writer of one bot message in a thread."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        channel: str,
+        ts: str,
+        thread_ts: str,
+        shown: Rendered,
+        interval_s: float,
+    ) -> None:
+        self._client = client
+        self.channel = channel
+        self.ts = ts
+        self.thread_ts = thread_ts
+        self.interval_s = interval_s
+        self.updates = 0
+        self._shown = shown
+        self._pending: Rendered | None = None
+        self._final = False
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"writer {channel}/{ts}")
+
+    def submit(self, rendered: Rendered) -> None:
+        """Replace whatever is waiting to be written with `rendered` (never blocks)."""
+        if self._final:
+            return
+        self._pending = rendered
+        self._wake.set()
+
+    async def close(self, final: Rendered) -> None:
+        """Write `final` (after any pacing) and stop; returns once it is in Slack or cannot be."""
+        if not self._final:
+            self._pending = final
+            self._final = True
+            self._wake.set()
+        await self._task
+
+    async def _run(self) -> None:
+        last_sent = float("-inf")
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            wait_s = last_sent + self.interval_s - time.monotonic()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)  # pacing: at most one update per interval
+            rendered, self._pending = self._pending, None
+            if rendered is not None and rendered != self._shown:
+                if not await self._send(rendered):
+                    return
+                last_sent = time.monotonic()
+            if self._final and self._pending is None:
+                return
+
+    async def _send(self, rendered: Rendered) -> bool:
+        """chat.update; on a vanished message the final state is posted anew. False: stop writing."""
+        try:
+            await self._client.chat_update(
+                channel=self.channel, ts=self.ts, text=rendered.text, blocks=rendered.blocks
+            )
+        except SlackApiError as error:
+            code = str(error.response.get("error", ""))
+            if code in _GONE and self._final:
+                return await self._repost(rendered, code)
+            log.warning("chat.update of %s/%s failed: %s", self.channel, self.ts, code)
+            return code not in _GONE
+        self.updates += 1
+        self._shown = rendered
+        return True
+
+    async def _repost(self, rendered: Rendered, code: str) -> bool:
+        log.info("board %s/%s is gone (%s); posting the final state anew", self.channel, self.ts, code)
+        try:
+            response = await self._client.chat_postMessage(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                text=rendered.text,
+                blocks=rendered.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as error:
+            log.warning("posting the final board failed: %s", error.response.get("error"))
+            return False
+        self.ts = str(response["ts"])
+        self._shown = rendered
+        return False
