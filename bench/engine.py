@@ -149,9 +149,7 @@ async def run(latency_s: float) -> dict[str, Figures]:
         results["parallel"] = await bench.scenario("parallel", 3, one())
         results["parallel+prime"] = await bench.scenario("parallel+prime", 3, one(), cache=CacheStrategy.PRIME)
         results["single"] = await bench.scenario("single", 3, one(mode=Mode.SINGLE))
-        results["nested"] = await bench.scenario(
-            "nested", 3, one(mode=Mode.NESTED), concurrency=CONCURRENCY_NESTED
-        )
+        results["nested"] = await bench.scenario("nested", 3, one(mode=Mode.NESTED), concurrency=CONCURRENCY_NESTED)
         parts = [Part(image=photo(seed), context=CONTEXT, label=f"part{seed}") for seed in range(PARTS_MANY)]
         for cache in (CacheStrategy.NONE, CacheStrategy.PRIME):
             name = f"many/{cache.value}"
@@ -175,9 +173,7 @@ def report(results: dict[str, Figures], latency_s: float) -> list[tuple[str, str
     for f in results.values():
         t = f.tokens
         tokens = f"{t['input_tokens']}/{t['output_tokens']}/{t['cache_write_tokens']}/{t['cache_read_tokens']}"
-        print(
-            f"| {f.name} | {f.wall:.2f} | {f.ratio:.3f} | {f.peak} | {f.calls} | {tokens} | {f.cost_usd:.4f} |"
-        )
+        print(f"| {f.name} | {f.wall:.2f} | {f.ratio:.3f} | {f.peak} | {f.calls} | {tokens} | {f.cost_usd:.4f} |")
     seq, par, prime, nested = (results[k] for k in ("sequential", "parallel", "parallel+prime", "nested"))
     speedup = statistics.median(seq.branches_s) / statistics.median(par.branches_s)
     rows = [

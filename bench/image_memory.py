@@ -47,9 +47,7 @@ class Case:
 
 
 CASES = (
-    Case(
-        "HEIC, 512 px tiles (as iPhones store it), smooth", False, "HEIF", {"tile_size": 512, "quality": 90}
-    ),
+    Case("HEIC, 512 px tiles (as iPhones store it), smooth", False, "HEIF", {"tile_size": 512, "quality": 90}),
     Case("HEIC, 512 px tiles, noisy", True, "HEIF", {"tile_size": 512, "quality": 40}),
     Case("HEIC, one untiled frame, smooth", False, "HEIF", {"quality": 90}),
     Case("HEIC, one untiled frame, noisy", True, "HEIF", {"quality": 40}),
@@ -76,7 +74,7 @@ def encoded(image: Image.Image, case: Case) -> bytes:
 def memory_mib(field: str) -> float:
     """A memory figure of this process from Linux's /proc/self/status: VmRSS now, VmHWM its peak.
 
-    VmHWM is ru_maxrss without what Linux carries over from the parent across exec (its peak).
+    VmHWM is used, not ru_maxrss: Linux carries the parent's peak over exec into ru_maxrss.
     """
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
@@ -114,9 +112,7 @@ def run(warm_up: bytes, data: bytes) -> tuple[float, float]:
 def main() -> None:
     """Measure every case and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--runs", type=int, default=RUNS, help=f"runs per input, median shown (default {RUNS})"
-    )
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"runs per input, median shown (default {RUNS})")
     parser.add_argument("--measure-one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_one:
@@ -124,9 +120,7 @@ def main() -> None:
         return
     pillow_heif.register_heif_opener()
     photos = {noisy: photo(PHOTO_PX, noisy=noisy) for noisy in (False, True)}
-    print(
-        f"12 MP photos ({PHOTO_PX[0]}x{PHOTO_PX[1]}), median of {args.runs} runs, target < {TARGET_MIB} MiB"
-    )
+    print(f"12 MP photos ({PHOTO_PX[0]}x{PHOTO_PX[1]}), median of {args.runs} runs, target < {TARGET_MIB} MiB")
     print(f"{'input':<50} {'bytes':>11} {'peak RSS growth MiB':>20} {'time ms':>8}")
     for case in CASES:
         data = encoded(photos[case.noisy], case)

@@ -46,9 +46,7 @@ class Listeners:
         files = tuple(SlackFile.from_event(f) for f in event.get("files") or [] if f.get("id"))
         if not (files or mentioned or is_dm):
             return
-        mention_only = (
-            self.settings.trigger is Trigger.MENTIONS or channel in self.settings.mention_only_channels
-        )
+        mention_only = self.settings.trigger is Trigger.MENTIONS or channel in self.settings.mention_only_channels
         if mention_only and not (mentioned or is_dm):
             return
         ts = str(event["ts"])
@@ -65,11 +63,20 @@ class Listeners:
         self.consultant.start(upload)
 
 
-def build_app(
-    settings: BotSettings, client: AsyncWebClient, consultant: Consultant, bot_user_id: str
-) -> AsyncApp:
+class _ClientTokenNotice(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN from the environment is unused when a client is given; it is
+    the same token, already in the client, so the warning would only mislead whoever reads the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def build_app(settings: BotSettings, client: AsyncWebClient, consultant: Consultant, bot_user_id: str) -> AsyncApp:
     """The Bolt app with its two listeners; HTTP mode verifies Slack's signature with the secret."""
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _ClientTokenNotice) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_ClientTokenNotice())
     app = AsyncApp(
         client=client,
         signing_secret=secret,

@@ -65,9 +65,7 @@ def _analysis(state: BranchState) -> BranchAnalysis | None:
 
 
 def _failed(state: BranchState) -> bool:
-    return state.status is BranchStatus.FAILED or (
-        state.status is BranchStatus.DONE and _analysis(state) is None
-    )
+    return state.status is BranchStatus.FAILED or (state.status is BranchStatus.DONE and _analysis(state) is None)
 
 
 def _reason(state: BranchState, limit: int = REASON_CHARS) -> str:
@@ -166,9 +164,7 @@ def _conditions_headline(material: MaterialClass, states: Sequence[BranchState],
     return f"{icon} {name} · *{scores}* · recommended under {recommended} of {len(done)} conditions"
 
 
-def _conditions_text(
-    material: MaterialClass, states: Sequence[BranchState], finished: bool, rank: str
-) -> str:
+def _conditions_text(material: MaterialClass, states: Sequence[BranchState], finished: bool, rank: str) -> str:
     headline = _conditions_headline(material, states, finished)
     if not states:
         return headline

@@ -117,7 +117,7 @@ class Consultant:
             jobs = [_Job(self._record(upload, None), None)]
         for job in jobs:
             await self.store.add(job.record)
-        await self._run(upload, jobs, skipped, dropped=len(images) - len(jobs))
+        await self._run(upload, jobs, skipped, dropped=len(images[self.settings.max_images_per_message :]))
 
     async def _run(
         self, upload: Upload, jobs: list[_Job], skipped: list[SlackFile | FileRejected], dropped: int
@@ -129,9 +129,7 @@ class Consultant:
         if skipped and upload.mentioned:
             await self._notice(upload, _skipped_text(skipped))
         if dropped:
-            await self._notice(
-                upload, f"I analysed the first {len(jobs)} images; {dropped} more were left out."
-            )
+            await self._notice(upload, f"I analysed the first {len(jobs)} images; {dropped} more were left out.")
         async with asyncio.TaskGroup() as group:
             for job in jobs:
                 group.create_task(self._consult(upload, job))
@@ -196,9 +194,7 @@ class Consultant:
     async def _consult(self, upload: Upload, job: _Job) -> None:
         writer = job.writer
         if writer is None:
-            job.record = await self.store.update(
-                job.record.id, status=ConsultationStatus.FAILED, error="no board"
-            )
+            job.record = await self.store.update(job.record.id, status=ConsultationStatus.FAILED, error="no board")
             return
         job.record = await self.store.update(job.record.id, status=ConsultationStatus.RUNNING)
 
@@ -229,9 +225,7 @@ class Consultant:
             log.exception("consultation %s failed unexpectedly", job.record.id)
             message = "Something went wrong on my side; the error is logged. Please try again."
             await writer.close(blocks.board_error(part=job.part, context=upload.text, message=message))
-            job.record = await self.store.update(
-                job.record.id, status=ConsultationStatus.FAILED, error=message
-            )
+            job.record = await self.store.update(job.record.id, status=ConsultationStatus.FAILED, error=message)
             return
         await writer.close(blocks.board(job.snapshot, part=job.part, context=upload.text, mode=self.mode))
         job.record = await self.store.update(
@@ -269,9 +263,7 @@ class Consultant:
             try:
                 await method(channel=upload.channel, timestamp=upload.ts, name=name)
             except SlackApiError as error:
-                log.info(
-                    "reaction %s on %s/%s: %s", name, upload.channel, upload.ts, error.response.get("error")
-                )
+                log.info("reaction %s on %s/%s: %s", name, upload.channel, upload.ts, error.response.get("error"))
 
     async def _thread_status(self, upload: Upload) -> None:
         try:

@@ -13,9 +13,7 @@ EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 
 
-def web_app(
-    bolt: AsyncApp | None, health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
-) -> web.Application:
+def web_app(bolt: AsyncApp | None, health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]) -> web.Application:
     """`/healthz` always; `/slack/events` (signature-verified by Bolt) when `bolt` is given."""
     app = web.Application()
 

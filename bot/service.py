@@ -52,17 +52,13 @@ def check(settings: BotSettings) -> tuple[str, str | None]:
     """The bot token and (Socket Mode) app token, or a StartupError naming what is missing."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     if not token:
-        raise StartupError(
-            "SLACK_BOT_TOKEN is not set: export SLACK_BOT_TOKEN=xoxb-... (OAuth & Permissions page)"
-        )
+        raise StartupError("SLACK_BOT_TOKEN is not set: export SLACK_BOT_TOKEN=xoxb-... (OAuth & Permissions page)")
     if not token.startswith("xoxb-"):
         raise StartupError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
     if settings.socket_mode:
         app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
         if not app_token.startswith("xapp-"):
-            raise StartupError(
-                "SLACK_APP_TOKEN must be an app-level token starting with xapp- (connections:write)"
-            )
+            raise StartupError("SLACK_APP_TOKEN must be an app-level token starting with xapp- (connections:write)")
         return token, app_token
     if settings.slack_signing_secret is None or not settings.slack_signing_secret.get_secret_value():
         raise StartupError(
@@ -78,16 +74,12 @@ async def _authenticate(client: AsyncWebClient, settings: BotSettings, app_token
     except SlackApiError as error:
         raise StartupError(f"SLACK_BOT_TOKEN was rejected by Slack ({error.response.get('error')})") from None
     except aiohttp.ClientError as error:
-        raise StartupError(
-            f"cannot reach Slack at SLACK_API_URL={settings.slack_api_url} ({error})"
-        ) from None
+        raise StartupError(f"cannot reach Slack at SLACK_API_URL={settings.slack_api_url} ({error})") from None
     if app_token is not None:
         try:
             await client.apps_connections_open(app_token=app_token)
         except SlackApiError as error:
-            raise StartupError(
-                f"SLACK_APP_TOKEN was rejected by Slack ({error.response.get('error')})"
-            ) from None
+            raise StartupError(f"SLACK_APP_TOKEN was rejected by Slack ({error.response.get('error')})") from None
     return str(auth["user_id"])
 
 

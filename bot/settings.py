@@ -29,9 +29,7 @@ class BotSettings(BaseSettings):
 
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias=_alias("SLACK_BOT_TOKEN"))
     slack_app_token: SecretStr | None = Field(default=None, validation_alias=_alias("SLACK_APP_TOKEN"))
-    slack_signing_secret: SecretStr | None = Field(
-        default=None, validation_alias=_alias("SLACK_SIGNING_SECRET")
-    )
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias=_alias("SLACK_SIGNING_SECRET"))
     slack_api_url: str = Field(default=DEFAULT_SLACK_API_URL, validation_alias=_alias("SLACK_API_URL"))
     port: int = Field(default=3000, ge=0, le=65535, validation_alias=_alias("PORT"))
     host: str = Field(default="0.0.0.0", validation_alias=_alias("HOST"))  # noqa: S104 (a container's server)
@@ -41,12 +39,8 @@ class BotSettings(BaseSettings):
         default=frozenset(), validation_alias=_alias("MATREC_MENTION_ONLY_CHANNELS")
     )
     update_interval_s: float = Field(default=1.0, gt=0, validation_alias=_alias("MATREC_UPDATE_INTERVAL_S"))
-    max_images_per_message: int = Field(
-        default=6, ge=1, validation_alias=_alias("MATREC_MAX_IMAGES_PER_MESSAGE")
-    )
-    dedupe_retention_s: float = Field(
-        default=86_400.0, ge=600, validation_alias=_alias("MATREC_DEDUPE_RETENTION_S")
-    )
+    max_images_per_message: int = Field(default=6, ge=1, validation_alias=_alias("MATREC_MAX_IMAGES_PER_MESSAGE"))
+    dedupe_retention_s: float = Field(default=86_400.0, ge=600, validation_alias=_alias("MATREC_DEDUPE_RETENTION_S"))
     log_level: str = Field(default="INFO", validation_alias=_alias("MATREC_LOG_LEVEL"))
 
     @field_validator("mention_only_channels", mode="before")

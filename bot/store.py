@@ -124,9 +124,7 @@ def to_row(consultation: Consultation) -> dict[str, Any]:
     """Column values for `consultation`; JSON columns hold pydantic JSON text."""
     row = dict(consultation)
     row["branches"] = _BRANCHES.dump_json(consultation.branches).decode()
-    row["recommendation"] = (
-        consultation.recommendation.model_dump_json() if consultation.recommendation else None
-    )
+    row["recommendation"] = consultation.recommendation.model_dump_json() if consultation.recommendation else None
     row["status"] = consultation.status.value
     return row
 
@@ -188,9 +186,7 @@ class Store(ABC):
 
             store = await PostgresStore.connect(url, clock=clock)
         else:
-            raise DatabaseUrlError(
-                f"DATABASE_URL {redact_url(url)!r} is not supported; use {ACCEPTED_URL_FORMS}"
-            )
+            raise DatabaseUrlError(f"DATABASE_URL {redact_url(url)!r} is not supported; use {ACCEPTED_URL_FORMS}")
         logger.info("store opened: %s", redact_url(url))
         return store
 

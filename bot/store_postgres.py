@@ -206,23 +206,17 @@ class PostgresStore(Store):
 
     async def for_message(self, channel: str, ts: str) -> list[Consultation]:
         """Consultations started by one message, oldest first."""
-        return await self._select(
-            "WHERE channel = $1 AND message_ts = $2 ORDER BY created_at, seq", channel, ts
-        )
+        return await self._select("WHERE channel = $1 AND message_ts = $2 ORDER BY created_at, seq", channel, ts)
 
     async def for_thread(self, channel: str, thread_ts: str) -> list[Consultation]:
         """Consultations in one thread, oldest first."""
-        return await self._select(
-            "WHERE channel = $1 AND thread_ts = $2 ORDER BY created_at, seq", channel, thread_ts
-        )
+        return await self._select("WHERE channel = $1 AND thread_ts = $2 ORDER BY created_at, seq", channel, thread_ts)
 
     async def recent(self, *, channel: str | None = None, limit: int = 20) -> list[Consultation]:
         """The latest consultations, newest first, optionally in one channel."""
         if channel is None:
             return await self._select("ORDER BY created_at DESC, seq DESC LIMIT $1", limit)
-        return await self._select(
-            "WHERE channel = $1 ORDER BY created_at DESC, seq DESC LIMIT $2", channel, limit
-        )
+        return await self._select("WHERE channel = $1 ORDER BY created_at DESC, seq DESC LIMIT $2", channel, limit)
 
     async def mark_interrupted(self, *, idle_for_s: float = 0.0) -> int:
         """At start-up: stale RECEIVED/RUNNING consultations become INTERRUPTED; return how many."""

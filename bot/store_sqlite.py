@@ -130,8 +130,7 @@ class SqliteStore(Store):
     async def _migrate(self) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             rows = await db.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")
             current = int(next(iter(rows))[0])
@@ -224,23 +223,17 @@ class SqliteStore(Store):
 
     async def for_message(self, channel: str, ts: str) -> list[Consultation]:
         """Consultations started by one message, oldest first."""
-        return await self._select(
-            "WHERE channel = ? AND message_ts = ? ORDER BY created_at, seq", (channel, ts)
-        )
+        return await self._select("WHERE channel = ? AND message_ts = ? ORDER BY created_at, seq", (channel, ts))
 
     async def for_thread(self, channel: str, thread_ts: str) -> list[Consultation]:
         """Consultations in one thread, oldest first."""
-        return await self._select(
-            "WHERE channel = ? AND thread_ts = ? ORDER BY created_at, seq", (channel, thread_ts)
-        )
+        return await self._select("WHERE channel = ? AND thread_ts = ? ORDER BY created_at, seq", (channel, thread_ts))
 
     async def recent(self, *, channel: str | None = None, limit: int = 20) -> list[Consultation]:
         """The latest consultations, newest first, optionally in one channel."""
         if channel is None:
             return await self._select("ORDER BY created_at DESC, seq DESC LIMIT ?", (limit,))
-        return await self._select(
-            "WHERE channel = ? ORDER BY created_at DESC, seq DESC LIMIT ?", (channel, limit)
-        )
+        return await self._select("WHERE channel = ? ORDER BY created_at DESC, seq DESC LIMIT ?", (channel, limit))
 
     async def mark_interrupted(self, *, idle_for_s: float = 0.0) -> int:
         """At start-up: stale RECEIVED/RUNNING consultations become INTERRUPTED; return how many."""

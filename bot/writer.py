@@ -81,9 +81,7 @@ class MessageWriter:
     async def _send(self, rendered: Rendered) -> bool:
         """chat.update; on a vanished message the final state is posted anew. False: stop writing."""
         try:
-            await self._client.chat_update(
-                channel=self.channel, ts=self.ts, text=rendered.text, blocks=rendered.blocks
-            )
+            await self._client.chat_update(channel=self.channel, ts=self.ts, text=rendered.text, blocks=rendered.blocks)
         except SlackApiError as error:
             code = str(error.response.get("error", ""))
             if code in _GONE and self._final:

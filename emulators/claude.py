@@ -180,9 +180,7 @@ class ClaudeEmulator:
         app.router.add_post("/_emulator/reset", self._handle_reset)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         self._stopping.clear()
-        self._runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=STOP_GRACE_S
-        )
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=STOP_GRACE_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -327,9 +325,7 @@ class ClaudeEmulator:
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise ApiError(
-                413, f"Request exceeds the maximum allowed number of bytes ({MAX_REQUEST_BYTES})."
-            ) from None
+            raise ApiError(413, f"Request exceeds the maximum allowed number of bytes ({MAX_REQUEST_BYTES}).") from None
         body_error: ApiError | None = None
         try:
             record.body = parse_body(raw)
@@ -352,10 +348,11 @@ class ClaudeEmulator:
             await self._stopping.wait()
             raise _StoppingError
         cache_use = self.cache.lookup(layout(record.body, record.image_sizes), time.monotonic())
+        record.answer = synthesize(plan, record.body, record.kind, self.scores)  # the responder may edit it
         value = self.responder(record) if self.responder is not None else None
-        if value is None:
-            value = synthesize(plan, record.body, record.kind, self.scores)
-        record.answer = value
+        if value is not None:
+            record.answer = value
+        value = record.answer
         reply = _reply(plan, value, record.fault, int(record.body["max_tokens"]))
         record.usage = cache_use.usage(reply.output_tokens)
         if record.stream:
@@ -369,9 +366,7 @@ class ClaudeEmulator:
         stop_reason: str | None,
         usage: dict[str, Any],
     ) -> dict[str, Any]:
-        details = (
-            {"type": "refusal", "category": None, "explanation": None} if stop_reason == "refusal" else None
-        )
+        details = {"type": "refusal", "category": None, "explanation": None} if stop_reason == "refusal" else None
         return {
             "id": self._new_id("msg"),
             "type": "message",
@@ -437,9 +432,7 @@ class ClaudeEmulator:
             await response.write_eof()
             return response
         start_block = _content_block(reply, self._new_id("toolu"), complete=False)
-        await send(
-            "content_block_start", {"type": "content_block_start", "index": 0, "content_block": start_block}
-        )
+        await send("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start_block})
         await send("ping", {"type": "ping"})
         chunks = _chunks(reply.text)
         for number, chunk in enumerate(chunks, start=1):

@@ -134,9 +134,7 @@ def request_kind(body: Mapping[str, Any]) -> RequestKind:
     material = _MATERIAL.search(text)
     if material and material.group(1).lower() in CLASS_ORDER:
         condition = _CONDITION.search(text)
-        return RequestKind(
-            "branch", material.group(1).lower(), condition.group(1).strip() if condition else None
-        )
+        return RequestKind("branch", material.group(1).lower(), condition.group(1).strip() if condition else None)
     return RequestKind("generic")
 
 

@@ -153,8 +153,7 @@ def check_image(block: Mapping[str, Any], path: str) -> tuple[int, int]:
     if len(raw) > MAX_IMAGE_BYTES:
         raise ApiError(
             400,
-            f"{path}.image.source.base64: image exceeds 5 MB maximum: "
-            f"{len(raw)} bytes > {MAX_IMAGE_BYTES} bytes",
+            f"{path}.image.source.base64: image exceeds 5 MB maximum: {len(raw)} bytes > {MAX_IMAGE_BYTES} bytes",
         )
     actual, size = _identify(raw, path)
     if actual != IMAGE_FORMATS[media_type]:

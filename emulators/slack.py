@@ -253,9 +253,7 @@ class SlackEmulator:
         per_channel: bool = False,
     ) -> None:
         """Token-bucket limit on `method`: 429 + Retry-After once `burst` calls outrun `per_s`."""
-        self.limits.limit(
-            method, per_s=per_s, burst=burst, retry_after_s=retry_after_s, per_channel=per_channel
-        )
+        self.limits.limit(method, per_s=per_s, burst=burst, retry_after_s=retry_after_s, per_channel=per_channel)
 
     def ratelimit_next(self, method: str, count: int = 1, *, retry_after_s: int = 1) -> None:
         """Answer the next `count` calls to `method` with 429 and `Retry-After: retry_after_s`."""
@@ -448,9 +446,7 @@ class SlackEmulator:
 
     async def wait_for_socket_connection(self, timeout_s: float = WAIT_TIMEOUT_S) -> SocketConnection:
         """Wait until a socket is open; returns the newest."""
-        await self.wait_until(
-            lambda: bool(self.socket.open_connections), timeout_s, "a Socket Mode connection"
-        )
+        await self.wait_until(lambda: bool(self.socket.open_connections), timeout_s, "a Socket Mode connection")
         return self.socket.open_connections[-1]
 
     async def disconnect(self, reason: str = "refresh_requested") -> None:

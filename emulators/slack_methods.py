@@ -72,19 +72,13 @@ class WebMethods:
             "reactions.add": MethodSpec(self.reactions_add, scopes=react),
             "reactions.remove": MethodSpec(self.reactions_remove, scopes=react),
             "files.info": MethodSpec(self.files_info, scopes=frozenset({"files:read"})),
-            "files.getUploadURLExternal": MethodSpec(
-                self.files_upload_url, scopes=frozenset({"files:write"})
-            ),
-            "files.completeUploadExternal": MethodSpec(
-                self.files_complete, scopes=frozenset({"files:write"})
-            ),
+            "files.getUploadURLExternal": MethodSpec(self.files_upload_url, scopes=frozenset({"files:write"})),
+            "files.completeUploadExternal": MethodSpec(self.files_complete, scopes=frozenset({"files:write"})),
             "conversations.info": MethodSpec(self.conversations_info, scopes=read),
             "conversations.history": MethodSpec(self.conversations_history, scopes=history),
             "conversations.replies": MethodSpec(self.conversations_replies, scopes=history),
             "users.info": MethodSpec(self.users_info, scopes=frozenset({"users:read"})),
-            "assistant.threads.setStatus": MethodSpec(
-                self.set_status, scopes=frozenset({"assistant:write", *chat})
-            ),
+            "assistant.threads.setStatus": MethodSpec(self.set_status, scopes=frozenset({"assistant:write", *chat})),
         }
 
     async def auth_test(self, req: ApiRequest) -> JsonDict:
@@ -176,9 +170,7 @@ class WebMethods:
         self._require_streaming()
         channel = self._member_channel(req.required("channel"))
         thread_ts = req.required("thread_ts")
-        if not channel.is_im and not (
-            req.optional("recipient_team_id") and req.optional("recipient_user_id")
-        ):
+        if not channel.is_im and not (req.optional("recipient_team_id") and req.optional("recipient_user_id")):
             raise ApiError(
                 "invalid_arguments",
                 response_metadata={

@@ -149,9 +149,7 @@ class SocketModeServer:
         timeout_s: float,
     ) -> str:
         """Push one envelope to a random open socket (waiting for one); returns its envelope_id."""
-        await self.signal.wait_until(
-            lambda: bool(self.open_connections), timeout_s, "a Socket Mode connection"
-        )
+        await self.signal.wait_until(lambda: bool(self.open_connections), timeout_s, "a Socket Mode connection")
         conn = self.rng.choice(self.open_connections)
         envelope_id = str(uuid.uuid4())
         envelope: JsonDict = {

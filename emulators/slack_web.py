@@ -120,15 +120,11 @@ class WebApi:
         except _RateLimited as limited:
             status, body = 429, {"ok": False, "error": "ratelimited"}
             headers["Retry-After"] = str(limited.retry_after_s)
-        self.calls.append(
-            ApiCall(method, params, token, request.method, encoding, status, body, time.monotonic())
-        )
+        self.calls.append(ApiCall(method, params, token, request.method, encoding, status, body, time.monotonic()))
         self.signal.changed()
         return web.json_response(body, status=status, headers=headers)
 
-    async def _answer(
-        self, method: str, params: JsonDict, token: str | None, headers: dict[str, str]
-    ) -> JsonDict:
+    async def _answer(self, method: str, params: JsonDict, token: str | None, headers: dict[str, str]) -> JsonDict:
         spec = self.methods.get(method)
         if spec is None:
             raise ApiError("unknown_method", req_method=method)

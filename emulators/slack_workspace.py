@@ -290,9 +290,7 @@ class Workspace:
         """The parent at `ts` and its replies, oldest first (deleted messages left out)."""
         resolved = self.channel(channel)
         root = self.thread_root(resolved, ts)
-        return [
-            m for m in resolved.messages.values() if not m.deleted and (m.ts == root or m.thread_ts == root)
-        ]
+        return [m for m in resolved.messages.values() if not m.deleted and (m.ts == root or m.thread_ts == root)]
 
     def render(self, message: Message) -> JsonDict:
         """The message as the Web API and events show it."""
@@ -327,9 +325,7 @@ class Workspace:
             else:
                 out.update(self._thread_summary(message))
         if message.reactions:
-            out["reactions"] = [
-                {"name": n, "users": list(u), "count": len(u)} for n, u in message.reactions.items()
-            ]
+            out["reactions"] = [{"name": n, "users": list(u), "count": len(u)} for n, u in message.reactions.items()]
         return copy.deepcopy(out)
 
     def _thread_summary(self, parent: Message) -> JsonDict:

@@ -82,9 +82,7 @@ def _ranked(keys: Mapping[MaterialClass, tuple[float, ...]]) -> list[MaterialCla
 
 
 def _screens(summaries: Mapping[MaterialClass, ClassSummary]) -> list[ScreenedOut]:
-    return [
-        ScreenedOut(material=s.material, reason=s.hard_screen) for s in summaries.values() if s.hard_screen
-    ]
+    return [ScreenedOut(material=s.material, reason=s.hard_screen) for s in summaries.values() if s.hard_screen]
 
 
 def weighted(branches: Sequence[BranchResult], weights: Mapping[Dimension, float]) -> Verdict:
@@ -144,19 +142,14 @@ def vote(branches: Sequence[BranchResult]) -> Verdict:
     if cast == 0:
         notes.append("No specialist recommended its own class; the highest suitability decided.")
     lead = votes[best] - (votes[runner_up] if runner_up else 0)
-    confidence: Confidence = (
-        "high" if lead >= 2 or (cast and lead == votes[best]) else "medium" if lead else "low"
-    )
+    confidence: Confidence = "high" if lead >= 2 or (cast and lead == votes[best]) else "medium" if lead else "low"
     tally = ", ".join(f"{m.value} {votes[m]}/{summaries[m].conditions_ok}" for m in order)
     rationale = (
         f"Majority vote over the specialists' verdicts (votes/analyses: {tally}); "
-        "ties go to the higher mean suitability, then class order. "
-        + _vote_reason(best, runner_up, votes, summaries)
+        "ties go to the higher mean suitability, then class order. " + _vote_reason(best, runner_up, votes, summaries)
     )
     scores = {m: s.suitability for m, s in summaries.items()}
-    return Verdict(
-        best, runner_up, rationale, confidence, _all_scores(scores), _screens(summaries), notes=notes
-    )
+    return Verdict(best, runner_up, rationale, confidence, _all_scores(scores), _screens(summaries), notes=notes)
 
 
 def _vote_reason(
@@ -188,9 +181,7 @@ def vote_samples(samples: Sequence[SingleVerdict]) -> Verdict:
     order = _ranked({m: (votes[m], means[m]) for m in CLASS_ORDER})
     best, runner_up = order[0], order[1]
     share = votes[best] / len(samples)
-    confidence: Confidence = (
-        "high" if share >= VOTE_HIGH_SHARE else "medium" if share > VOTE_MEDIUM_SHARE else "low"
-    )
+    confidence: Confidence = "high" if share >= VOTE_HIGH_SHARE else "medium" if share > VOTE_MEDIUM_SHARE else "low"
     tally = ", ".join(f"{m.value} {votes[m]}" for m in order if votes[m])
     rationale = (
         f"Majority vote over {len(samples)} independent answers to the same question ({tally}); ties go "
@@ -212,9 +203,7 @@ def from_claude(answer: AggregateVerdict | SingleVerdict, branches: Sequence[Bra
     assessed = set(summaries)
     for role, material in (("best", answer.best), ("runner-up", answer.runner_up)):
         if material not in assessed:
-            raise InvalidVerdictError(
-                f"the aggregator chose {material.value} as {role}, which was not assessed"
-            )
+            raise InvalidVerdictError(f"the aggregator chose {material.value} as {role}, which was not assessed")
     given = (
         {s.material: float(s.score) for s in answer.scores}
         if isinstance(answer, AggregateVerdict)
@@ -226,9 +215,7 @@ def from_claude(answer: AggregateVerdict | SingleVerdict, branches: Sequence[Bra
     for material in unscored:
         scores[material] = summaries[material].suitability
     if unscored:
-        notes.append(
-            "Not rescored by the aggregator, specialist score shown: " + ", ".join(m.value for m in unscored)
-        )
+        notes.append("Not rescored by the aggregator, specialist score shown: " + ", ".join(m.value for m in unscored))
     screened = (
         [s for s in answer.screened_out if s.material in assessed]
         if isinstance(answer, AggregateVerdict)

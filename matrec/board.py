@@ -55,9 +55,7 @@ def recommendation_panel(rec: Recommendation) -> Panel:
     body.append(f"Best: {label(rec.best)}", style="bold green")
     body.append(f"{runner}   confidence: {rec.confidence}\n\n")
     body.append(rec.rationale + "\n\n")
-    scores = "  ".join(
-        f"{m.value} {s:g}" if s is not None else f"{m.value} n/a" for m, s in rec.scores.items()
-    )
+    scores = "  ".join(f"{m.value} {s:g}" if s is not None else f"{m.value} n/a" for m, s in rec.scores.items())
     body.append(f"Calibrated scores: {scores}\n")
     for screen in rec.screened_out:
         body.append(f"Screened out: {screen.material.value}: {screen.reason}\n", style="dim")

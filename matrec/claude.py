@@ -51,11 +51,7 @@ class _NoRetryOnSpendLimit(anthropic.Middleware):
         response = await call_next(request)
         status = response.status_code
         headers = response.headers
-        if (
-            status == _HTTP_TOO_MANY_REQUESTS
-            and "retry-after" not in headers
-            and "retry-after-ms" not in headers
-        ):
+        if status == _HTTP_TOO_MANY_REQUESTS and "retry-after" not in headers and "retry-after-ms" not in headers:
             await response.http_response.aclose()  # else its connection never returns to the pool
             raise _SpendLimitReachedError
         return response
@@ -77,19 +73,13 @@ def _status_failure(error: anthropic.APIStatusError) -> ModelCallError:
     detail = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
     error_type = str(detail.get("type", ""))
     if status == _OVERLOADED_STATUS or error_type == "overloaded_error":
-        return ModelCallError(
-            CallFailure.OVERLOADED, "Claude is overloaded right now (529), even after retries"
-        )
+        return ModelCallError(CallFailure.OVERLOADED, "Claude is overloaded right now (529), even after retries")
     if isinstance(error, anthropic.RateLimitError):
-        return ModelCallError(
-            CallFailure.RATE_LIMITED, "Claude's rate limit was still hit after retries (429)"
-        )
+        return ModelCallError(CallFailure.RATE_LIMITED, "Claude's rate limit was still hit after retries (429)")
     if isinstance(error, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
         return ModelCallError(CallFailure.AUTH, f"Claude rejected the API key ({status})")
     if status >= 500:
-        return ModelCallError(
-            CallFailure.SERVER_ERROR, f"Claude had a server error ({status}), even after retries"
-        )
+        return ModelCallError(CallFailure.SERVER_ERROR, f"Claude had a server error ({status}), even after retries")
     return ModelCallError(CallFailure.BAD_REQUEST, f"Claude rejected the request ({status}): {error.message}")
 
 
@@ -156,21 +146,15 @@ class Claude:
                 CallFailure.SPEND_LIMIT, "the Anthropic account's spend limit is reached; not retried"
             ) from None
         except anthropic.APITimeoutError:
-            raise ModelCallError(
-                CallFailure.TIMEOUT, "Claude did not answer in time, even after retries"
-            ) from None
+            raise ModelCallError(CallFailure.TIMEOUT, "Claude did not answer in time, even after retries") from None
         except anthropic.APIConnectionError:
-            raise ModelCallError(
-                CallFailure.CONNECTION, "could not reach Claude (connection failed)"
-            ) from None
+            raise ModelCallError(CallFailure.CONNECTION, "could not reach Claude (connection failed)") from None
         except anthropic.APIStatusError as error:
             raise _status_failure(error) from None
         except httpx2.TimeoutException:  # a mid-stream read timeout is a TransportError too: catch it first
             raise ModelCallError(CallFailure.TIMEOUT, "Claude stalled mid-answer (read timed out)") from None
         except httpx2.TransportError:
-            raise ModelCallError(
-                CallFailure.CONNECTION, "the connection to Claude dropped mid-answer"
-            ) from None
+            raise ModelCallError(CallFailure.CONNECTION, "the connection to Claude dropped mid-answer") from None
         elapsed_s = time.perf_counter() - started
         usage = _usage(message)
         return Reply(_validate(message, output), usage, elapsed_s, first_token_s)

@@ -47,9 +47,7 @@ def _weights(text: str) -> dict[Dimension, float]:
             weights[Dimension(name.strip())] = float(value)
         except ValueError:
             names = ", ".join(d.value for d in Dimension)
-            raise argparse.ArgumentTypeError(
-                f"expected NAME=NUMBER with NAME one of {names}; got {item!r}"
-            ) from None
+            raise argparse.ArgumentTypeError(f"expected NAME=NUMBER with NAME one of {names}; got {item!r}") from None
     return weights
 
 
@@ -58,9 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--strategy", type=Strategy, choices=list(Strategy), help="how analyses are combined")
-    common.add_argument(
-        "--mode", type=Mode, choices=list(Mode), default=Mode.PARALLEL, help="which calls to make"
-    )
+    common.add_argument("--mode", type=Mode, choices=list(Mode), default=Mode.PARALLEL, help="which calls to make")
     common.add_argument("--cache", type=CacheStrategy, choices=list(CacheStrategy), help="prompt caching")
     common.add_argument("--weights", type=_weights, help="weighted strategy, e.g. cost=3,weight=2")
     common.add_argument("--samples", type=int, help="answers to vote over (vote strategy, single mode)")
@@ -68,9 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print one JSON object per part")
     analyze = commands.add_parser("analyze", parents=[common], help="analyse part photos (files or folders)")
     analyze.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    analyze.add_argument(
-        "--context", default="", help="the part's job, loads, temperature, environment, quantity"
-    )
+    analyze.add_argument("--context", default="", help="the part's job, loads, temperature, environment, quantity")
     ask = commands.add_parser("ask", parents=[common], help="a text-only consultation")
     ask.add_argument("text")
     return parser
@@ -129,11 +123,7 @@ class _Output:
 
     def result(self, part: str, outcome: Recommendation | MatrecError) -> None:
         if self.as_json:
-            shape = (
-                recommendation_json(outcome)
-                if isinstance(outcome, Recommendation)
-                else error_json(part, outcome)
-            )
+            shape = recommendation_json(outcome) if isinstance(outcome, Recommendation) else error_json(part, outcome)
             self.out.write(json.dumps(shape) + "\n")
         elif isinstance(outcome, Recommendation):
             if not self.live_enabled:
@@ -183,9 +173,7 @@ async def _main(args: argparse.Namespace, settings: EngineSettings, output: _Out
         else:
             files = _expand(args.images, output.console)
             parts = [_read(f, settings.max_image_bytes) for f in files]
-            parts = [
-                p.model_copy(update={"context": args.context}) if isinstance(p, Part) else p for p in parts
-            ]
+            parts = [p.model_copy(update={"context": args.context}) if isinstance(p, Part) else p for p in parts]
             labels = [f.name for f in files]
         return await _consult(engine, parts, labels, options, output)
     finally:

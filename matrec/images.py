@@ -241,9 +241,7 @@ def prepare_image(
     )
 
 
-def _rejection(
-    kind: ImageKind, problem: str, *, advice: str = "Please send a photo of the part"
-) -> ImageError:
+def _rejection(kind: ImageKind, problem: str, *, advice: str = "Please send a photo of the part") -> ImageError:
     return ImageError(kind, f"{problem} {advice} as {ACCEPTED_FORMATS_TEXT}.")
 
 
@@ -447,9 +445,7 @@ def _heif_reduced(
     tiled = tiling.num_columns * tiling.num_rows > 1
     # Reducing by a factor that divides the tile size gives what reducing the whole would: no seams.
     factor = max(
-        f
-        for f in range(1, scale + 1)
-        if not tiled or (tiling.tile_width % f == 0 and tiling.tile_height % f == 0)
+        f for f in range(1, scale + 1) if not tiled or (tiling.tile_width % f == 0 and tiling.tile_height % f == 0)
     )
     mode, chroma = ("RGB", _HEIF_CHROMA_RGB) if rawmode == "RGB" else ("RGBA", _HEIF_CHROMA_RGBA)
     reduced: Image.Image | None = None
@@ -530,12 +526,8 @@ def _heif_transformed(
                 image = image.transpose(_TRANSPOSE_FOR_CCW_ANGLE[angle])
                 width, height = (width, height) if angle == 180 else (height, width)
         elif kind == _HEIF_MIRROR:
-            vertical = (
-                libheif.heif_item_get_property_transform_mirror(context, item, prop) == _HEIF_MIRROR_VERTICAL
-            )
-            image = image.transpose(
-                Image.Transpose.FLIP_TOP_BOTTOM if vertical else Image.Transpose.FLIP_LEFT_RIGHT
-            )
+            vertical = libheif.heif_item_get_property_transform_mirror(context, item, prop) == _HEIF_MIRROR_VERTICAL
+            image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM if vertical else Image.Transpose.FLIP_LEFT_RIGHT)
         elif kind == _HEIF_CROP:
             borders = [ctypes.c_int() for _ in range(4)]
             libheif.heif_item_get_property_transform_crop_borders(

@@ -62,8 +62,7 @@ def branch_task(material: MaterialClass, condition: str | None) -> str:
         )
     parts.append(f"<specialist_brief>\n{_load(material.value)}\n</specialist_brief>")
     parts.append(
-        f"Score exactly these criteria, using these names: {_criteria_line(material)}. "
-        "Answer for your class only."
+        f"Score exactly these criteria, using these names: {_criteria_line(material)}. Answer for your class only."
     )
     return "\n".join(parts)
 

@@ -184,9 +184,7 @@ class Run:
         needed = min(self.options.quorum, len(CLASS_ORDER))
         if len(assessed) >= needed:
             return
-        reasons = "; ".join(
-            f"{m.value}: {_first_error(branches, m)}" for m in CLASS_ORDER if m not in assessed
-        )
+        reasons = "; ".join(f"{m.value}: {_first_error(branches, m)}" for m in CLASS_ORDER if m not in assessed)
         raise QuorumError(
             f"Only {len(assessed)} of {len(CLASS_ORDER)} material classes could be assessed "
             f"(at least {needed} are needed for a recommendation). {reasons}."
@@ -216,9 +214,7 @@ class Run:
                     reply = await self.engine.claude.structured(
                         system=prompting.aggregator_system(),
                         image=None,
-                        shared_text=prompting.shared_text(
-                            self.part.context, has_image=self.image is not None
-                        ),
+                        shared_text=prompting.shared_text(self.part.context, has_image=self.image is not None),
                         task_text=prompting.aggregate_task(self.part.context, branches),
                         output=AggregateVerdict,
                         max_tokens=self.settings.aggregate_max_tokens,
@@ -229,9 +225,7 @@ class Run:
         except (ModelCallError, InvalidVerdictError, TimeoutError) as error:
             reason = str(error) or f"no answer within {timeout_s:g} s"
             fallback = aggregate.weighted(branches, self.options.weights)
-            note = (
-                f"Claude's comparison failed ({reason}); the deterministic weighted ranking is shown instead."
-            )
+            note = f"Claude's comparison failed ({reason}); the deterministic weighted ranking is shown instead."
             return Verdict(
                 fallback.best,
                 fallback.runner_up,
@@ -318,9 +312,7 @@ class Run:
                 )
             else:
                 analysis = BranchAnalysis.model_validate(found.model_dump(exclude={"material"}))
-                result = BranchResult(
-                    material=material, status="ok", analysis=analysis, elapsed_s=self.slowest_s
-                )
+                result = BranchResult(material=material, status="ok", analysis=analysis, elapsed_s=self.slowest_s)
             self.tracker.branch(index, BranchStatus.DONE if result.ok else BranchStatus.FAILED, result)
             branches.append(result)
         return branches

@@ -64,9 +64,7 @@ class BranchAnalysis(_Answer):
     concerns: ShortList
     example_grades: ShortList = Field(description="1 to 3 concrete grades, e.g. 6061-T6, PA66-GF30")
     processes: ShortList = Field(description="manufacturing processes that fit; say prototype or volume")
-    assumptions: ShortList = Field(
-        description="what you assumed about load, temperature, environment, volume"
-    )
+    assumptions: ShortList = Field(description="what you assumed about load, temperature, environment, volume")
     evidence: ShortList = Field(description="what in the photo or the text drove the judgement")
     criteria: list[CriterionScore] = Field(description="one entry per criterion in the brief")
     dimensions: DimensionScores

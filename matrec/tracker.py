@@ -60,9 +60,7 @@ class Tracker:
 
     def done(self, recommendation: Recommendation) -> None:
         """The run ended with a recommendation."""
-        self.snapshot = self.snapshot.model_copy(
-            update={"status": StageStatus.DONE, "recommendation": recommendation}
-        )
+        self.snapshot = self.snapshot.model_copy(update={"status": StageStatus.DONE, "recommendation": recommendation})
         self._emit(EventKind.RUN_DONE)
 
     def failed(self, error: str) -> None:

@@ -37,9 +37,7 @@ RANDOM_CASES = 150
 
 
 def _state(result: BranchResult | None, material: MaterialClass, status: BranchStatus) -> BranchState:
-    return BranchState(
-        material=material, condition=result.condition if result else None, status=status, result=result
-    )
+    return BranchState(material=material, condition=result.condition if result else None, status=status, result=result)
 
 
 def _done(result: BranchResult) -> BranchState:
@@ -221,9 +219,7 @@ def test_running_board_shows_done_failed_and_running_classes_distinctly() -> Non
 
 def test_board_says_it_is_comparing_while_the_aggregation_runs() -> None:
     results = _finished_results()
-    rendered = board(
-        _snapshot([_done(r) for r in results], aggregation=StageStatus.RUNNING), part=PART, context=""
-    )
+    rendered = board(_snapshot([_done(r) for r in results], aggregation=StageStatus.RUNNING), part=PART, context="")
     assert rendered.blocks[-1]["text"]["text"] == ":scales: Comparing the classes side by side…"
     assert rendered.text.endswith("comparing the classes side by side….")
 
@@ -278,9 +274,7 @@ def _nested_states() -> list[BranchState]:
     for material in CLASS_ORDER:
         for index, condition in enumerate(DEFAULT_CONDITIONS):
             if material is M.WOOD and index == 2:
-                states.append(
-                    BranchState(material=material, condition=condition, status=BranchStatus.RUNNING)
-                )
+                states.append(BranchState(material=material, condition=condition, status=BranchStatus.RUNNING))
                 continue
             states.append(_done(ok(material, 8 - index, condition=condition)))
     return states
@@ -449,9 +443,7 @@ class _Fuzz(random.Random):
     def __init__(self, seed: int) -> None:
         super().__init__(seed)
         lengths = [0, 1, 5, 50, 400, 4_000]
-        self.pool = [
-            "".join(self.choices(self.PIECES, k=self.choice(lengths))) for _ in range(self.POOL_SIZE)
-        ]
+        self.pool = ["".join(self.choices(self.PIECES, k=self.choice(lengths))) for _ in range(self.POOL_SIZE)]
 
     def text(self) -> str:
         """Some random text: empty, short, or longer than any budget."""
@@ -541,8 +533,7 @@ def test_board_error_says_what_was_wrong_and_what_is_accepted() -> None:
     tip = rendered.blocks[3]["elements"][0]["text"]
     assert "JPEG, PNG, GIF, WebP or HEIC/HEIF" in tip
     assert rendered.text == (
-        "Material consultation for drawing.pdf could not run: "
-        "This is a PDF document; PDF files are not accepted."
+        "Material consultation for drawing.pdf could not run: This is a PDF document; PDF files are not accepted."
     )
     _assert_within_slack_limits(rendered)
 

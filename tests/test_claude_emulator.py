@@ -26,9 +26,7 @@ from matrec.settings import EngineSettings
 KEY = "test-key"
 MODEL = "claude-sonnet-5-5"
 FAST_RETRY_S = 0.01
-LONG_SHARED_TEXT = (
-    "<part_context>\n" + "A die-cast bracket holding a pump to a wall. " * 120 + "\n</part_context>"
-)
+LONG_SHARED_TEXT = "<part_context>\n" + "A die-cast bracket holding a pump to a wall. " * 120 + "\n</part_context>"
 
 
 @pytest.fixture
@@ -44,9 +42,7 @@ async def client(emulator: ClaudeEmulator) -> AsyncIterator[anthropic.AsyncAnthr
     await sdk.close()
 
 
-def _adapter(
-    emulator: ClaudeEmulator, *, key: str = KEY, timeout_s: float = 5.0, max_retries: int = 2
-) -> Claude:
+def _adapter(emulator: ClaudeEmulator, *, key: str = KEY, timeout_s: float = 5.0, max_retries: int = 2) -> Claude:
     settings = EngineSettings(
         anthropic_api_key=key,
         anthropic_base_url=emulator.base_url,
@@ -113,9 +109,7 @@ def _schema(model: type[Any]) -> dict[str, Any]:
 async def test_plain_create_gets_a_text_answer_and_is_recorded(
     emulator: ClaudeEmulator, client: anthropic.AsyncAnthropic
 ) -> None:
-    message = await client.messages.create(
-        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hello"}]
-    )
+    message = await client.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hello"}])
     assert message.stop_reason == "end_turn"
     assert message.content[0].type == "text"
     assert message.content[0].text
@@ -185,9 +179,7 @@ async def test_a_forced_tool_is_answered_with_tool_use(client: anthropic.AsyncAn
         model=MODEL,
         max_tokens=2048,
         messages=[{"role": "user", "content": "<material_class>wood</material_class>"}],
-        tools=[
-            {"name": "report", "description": "Report the analysis", "input_schema": _schema(BranchAnalysis)}
-        ],
+        tools=[{"name": "report", "description": "Report the analysis", "input_schema": _schema(BranchAnalysis)}],
         tool_choice={"type": "tool", "name": "report"},
     )
     assert message.stop_reason == "tool_use"
@@ -226,15 +218,11 @@ async def test_a_rate_limit_with_retry_after_is_retried_by_the_sdk(
     assert emulator.requests[0].fault is Fault.RATE_LIMITED
 
 
-async def test_error_bodies_have_the_api_shape(
-    emulator: ClaudeEmulator, client: anthropic.AsyncAnthropic
-) -> None:
+async def test_error_bodies_have_the_api_shape(emulator: ClaudeEmulator, client: anthropic.AsyncAnthropic) -> None:
     emulator.fail(Fault.RATE_LIMITED, retry_after_s=2.5)
     no_retry = client.with_options(max_retries=0)
     with pytest.raises(anthropic.RateLimitError) as caught:
-        await no_retry.messages.create(
-            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
-        )
+        await no_retry.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hi"}])
     error = caught.value
     assert error.response.headers["retry-after"] == "3"
     assert error.response.headers["retry-after-ms"] == "2500"
@@ -250,23 +238,17 @@ async def test_error_bodies_have_the_api_shape(
 async def test_a_malformed_body_gets_a_400_not_a_traceback(emulator: ClaudeEmulator) -> None:
     headers = {"Authorization": f"Bearer {KEY}", "anthropic-version": "2026-10-21"}
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{emulator.base_url}/v1/messages", data=b"{not json", headers=headers
-        ) as bad:
+        async with session.post(f"{emulator.base_url}/v1/messages", data=b"{not json", headers=headers) as bad:
             assert bad.status == 400
             assert bad.headers["request-id"]
             body = await bad.json()
-        async with session.post(
-            f"{emulator.base_url}/v1/messages", json={"model": MODEL}, headers=headers
-        ) as short:
+        async with session.post(f"{emulator.base_url}/v1/messages", json={"model": MODEL}, headers=headers) as short:
             assert short.status == 400
             assert (await short.json())["error"]["message"] == "max_tokens: Field required"
         async with session.post(f"{emulator.base_url}/v1/messages", json={}, headers={}) as anonymous:
             assert anonymous.status == 401
         no_version = {"Authorization": f"Bearer {KEY}"}
-        async with session.post(
-            f"{emulator.base_url}/v1/messages", json={}, headers=no_version
-        ) as unversioned:
+        async with session.post(f"{emulator.base_url}/v1/messages", json={}, headers=no_version) as unversioned:
             assert unversioned.status == 400
         async with session.get(f"{emulator.base_url}/v1/models") as unknown:
             assert unknown.status == 404
@@ -336,9 +318,7 @@ async def test_a_responder_replaces_the_answer_and_none_keeps_the_script(
         return {"verdict": "custom"} if record.kind.kind == "generic" else None
 
     emulator.responder = responder
-    custom = await client.messages.create(
-        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hello"}]
-    )
+    custom = await client.messages.create(model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "Hello"}])
     scripted = await client.messages.create(
         model=MODEL,
         max_tokens=100,
@@ -367,9 +347,7 @@ async def test_peak_concurrency_counts_requests_answered_together(
     emulator.latency_s = 0.2
     await asyncio.gather(
         *(
-            client.messages.create(
-                model=MODEL, max_tokens=50, messages=[{"role": "user", "content": f"n{i}"}]
-            )
+            client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": f"n{i}"}])
             for i in range(5)
         )
     )
@@ -411,9 +389,7 @@ def test_request_kinds_follow_the_prompt_tags() -> None:
 # --- matrec.claude on the emulator ---------------------------------------------------------------
 
 
-async def test_the_adapter_returns_a_validated_branch_analysis(
-    emulator: ClaudeEmulator, claude: Claude
-) -> None:
+async def test_the_adapter_returns_a_validated_branch_analysis(emulator: ClaudeEmulator, claude: Claude) -> None:
     reply = await _branch(claude, "composite")
     assert reply.value.suitability == 6
     assert reply.value.recommended
@@ -514,9 +490,7 @@ async def test_a_jpeg_is_accepted_and_its_size_recorded(emulator: ClaudeEmulator
     assert reply.usage.input_tokens > 300 * 200 // 750
 
 
-async def test_bytes_that_are_not_the_declared_type_are_a_bad_request(
-    emulator: ClaudeEmulator, claude: Claude
-) -> None:
+async def test_bytes_that_are_not_the_declared_type_are_a_bad_request(emulator: ClaudeEmulator, claude: Claude) -> None:
     image = _prepared(_encoded((30, 20), "PNG"), "image/jpeg", (30, 20))
     with pytest.raises(ModelCallError) as caught:
         await _branch(claude, image=image)
@@ -525,9 +499,7 @@ async def test_bytes_that_are_not_the_declared_type_are_a_bad_request(
     assert [r.status for r in emulator.requests] == [400]
 
 
-async def test_six_branches_fired_together_all_write_the_cache(
-    emulator: ClaudeEmulator, claude: Claude
-) -> None:
+async def test_six_branches_fired_together_all_write_the_cache(emulator: ClaudeEmulator, claude: Claude) -> None:
     emulator.latency_s, emulator.first_token_s = 0.6, 0.5  # all six arrive before any answer starts
     replies = await asyncio.gather(
         *(_branch(claude, m, shared_text=LONG_SHARED_TEXT, cache_prefix=True) for m in emulator.scores)
@@ -548,10 +520,7 @@ async def test_branches_sent_after_the_first_starts_answering_read_the_cache(
     )
     await started.wait()
     rest = await asyncio.gather(
-        *(
-            _branch(claude, m, shared_text=LONG_SHARED_TEXT, cache_prefix=True)
-            for m in list(emulator.scores)[1:]
-        )
+        *(_branch(claude, m, shared_text=LONG_SHARED_TEXT, cache_prefix=True) for m in list(emulator.scores)[1:])
     )
     primed = (await first).usage
     assert primed.cache_write_tokens >= 1024

@@ -164,8 +164,15 @@ def test_a_missing_file_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
 async def test_the_installed_command_runs_as_a_process(emulator: ClaudeEmulator, photos: list[Path]) -> None:
     env = {**os.environ, "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": emulator.base_url}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "matrec", "analyze", str(photos[1]), "--json",
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "matrec",
+        "analyze",
+        str(photos[1]),
+        "--json",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()

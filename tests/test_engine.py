@@ -17,9 +17,7 @@ from matrec.settings import CacheStrategy, EngineSettings, Mode, Strategy
 from tests.engine_support import EventLog, engine_settings, jpeg_bytes, running_engine
 
 M = MaterialClass
-BRACKET = Part(
-    image=jpeg_bytes(), context="Wall bracket for a 20 kg pump, indoors, 500 per year.", label="bracket"
-)
+BRACKET = Part(image=jpeg_bytes(), context="Wall bracket for a 20 kg pump, indoors, 500 per year.", label="bracket")
 
 
 @pytest.fixture
@@ -101,9 +99,7 @@ FAULT_REASONS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("fault", "failure", "reason"), FAULT_REASONS, ids=[f[0].value for f in FAULT_REASONS]
-)
+@pytest.mark.parametrize(("fault", "failure", "reason"), FAULT_REASONS, ids=[f[0].value for f in FAULT_REASONS])
 async def test_each_kind_of_branch_failure_still_yields_a_recommendation_naming_the_missing_class(
     emulator: ClaudeEmulator, fault: Fault, failure: str, reason: str
 ) -> None:
@@ -212,9 +208,7 @@ async def test_the_weighted_strategy_is_deterministic_and_makes_no_extra_call(
     assert len(emulator.requests) == 12
 
 
-async def test_nested_mode_runs_every_class_under_every_condition(
-    engine: Engine, emulator: ClaudeEmulator
-) -> None:
+async def test_nested_mode_runs_every_class_under_every_condition(engine: Engine, emulator: ClaudeEmulator) -> None:
     conditions = ("nominal", "hot: 120 C", "salt spray")
     rec = await engine.evaluate(BRACKET, _options(engine, mode=Mode.NESTED, conditions=conditions))
     assert len(rec.branches) == 18
@@ -235,21 +229,15 @@ async def test_nested_mode_assesses_a_class_if_any_of_its_conditions_succeeded(
     assert rec.missing == []
 
 
-async def test_single_prompt_mode_scores_all_six_in_one_call(
-    engine: Engine, emulator: ClaudeEmulator
-) -> None:
+async def test_single_prompt_mode_scores_all_six_in_one_call(engine: Engine, emulator: ClaudeEmulator) -> None:
     rec = await engine.evaluate(BRACKET, _options(engine, mode=Mode.SINGLE))
     assert [r.kind.kind for r in emulator.requests] == ["single"]
     assert [b.suitability for b in rec.branches] == [emulator.scores[m.value] for m in CLASS_ORDER]
     assert (rec.best, rec.runner_up) == (M.METAL, M.POLYMER)
 
 
-async def test_single_prompt_vote_asks_k_times_and_takes_the_majority(
-    engine: Engine, emulator: ClaudeEmulator
-) -> None:
-    rec = await engine.evaluate(
-        BRACKET, _options(engine, mode=Mode.SINGLE, strategy=Strategy.VOTE, samples=3)
-    )
+async def test_single_prompt_vote_asks_k_times_and_takes_the_majority(engine: Engine, emulator: ClaudeEmulator) -> None:
+    rec = await engine.evaluate(BRACKET, _options(engine, mode=Mode.SINGLE, strategy=Strategy.VOTE, samples=3))
     assert len(emulator.requests) == 3
     assert rec.best == M.METAL and rec.confidence == "high"
     assert "3 independent answers" in rec.rationale
@@ -322,10 +310,7 @@ async def test_usage_and_cost_are_reported_per_branch_and_in_total(engine: Engin
     assert all(b.usage.input_tokens > 0 and b.usage.output_tokens > 0 for b in rec.branches)
     assert rec.usage.aggregation.output_tokens > 0
     total = rec.usage.total
-    assert (
-        total.input_tokens
-        == sum(b.usage.input_tokens for b in rec.branches) + rec.usage.aggregation.input_tokens
-    )
+    assert total.input_tokens == sum(b.usage.input_tokens for b in rec.branches) + rec.usage.aggregation.input_tokens
     prices = engine.settings.prices
     assert rec.usage.cost_usd == pytest.approx(total.cost_usd(prices), abs=1e-6) and rec.usage.cost_usd > 0
     assert rec.timing.wall_s >= rec.timing.slowest_branch_s > 0

@@ -120,9 +120,7 @@ async def odd_host() -> AsyncIterator[OddHost]:
 
 
 def file_at(url: str, name: str = "part.jpg", size: int | None = None) -> SlackFile:
-    return SlackFile(
-        id="F0ODD", name=name, mimetype="image/jpeg", filetype="jpg", size=size, url=url, is_stub=False
-    )
+    return SlackFile(id="F0ODD", name=name, mimetype="image/jpeg", filetype="jpg", size=size, url=url, is_stub=False)
 
 
 # --- downloads and redirects ----------------------------------------------------------------------
@@ -136,9 +134,7 @@ async def test_a_jpeg_downloads_with_the_bot_token_and_arrives_intact(
     assert [(d.had_token, d.token_valid, d.status) for d in slack.downloads] == [(True, True, 200)]
 
 
-async def test_a_redirect_to_another_slack_file_url_keeps_the_token(
-    slack: SlackEmulator, fetcher: FileFetcher
-) -> None:
+async def test_a_redirect_to_another_slack_file_url_keeps_the_token(slack: SlackEmulator, fetcher: FileFetcher) -> None:
     origin = slack.add_file(JPEG, "origin.jpg", "image/jpeg", "jpg")
     moved = slack.add_file(b"", "part.jpg", "image/jpeg", "jpg", redirect_to=origin["url_private_download"])
     assert await fetcher.fetch(SlackFile.from_event(moved)) == JPEG
@@ -148,9 +144,7 @@ async def test_a_redirect_to_another_slack_file_url_keeps_the_token(
     ]
 
 
-async def test_a_relative_redirect_resolves_against_the_current_url(
-    slack: SlackEmulator, fetcher: FileFetcher
-) -> None:
+async def test_a_relative_redirect_resolves_against_the_current_url(slack: SlackEmulator, fetcher: FileFetcher) -> None:
     origin = slack.add_file(JPEG, "origin.jpg", "image/jpeg", "jpg")
     relative = str(URL(origin["url_private_download"]).relative())
     moved = slack.add_file(b"", "part.jpg", "image/jpeg", "jpg", redirect_to=relative)
@@ -159,9 +153,7 @@ async def test_a_relative_redirect_resolves_against_the_current_url(
     assert slack.downloads[-1].token_valid
 
 
-async def test_a_redirect_off_slack_is_followed_without_the_token(
-    slack: SlackEmulator, fetcher: FileFetcher
-) -> None:
+async def test_a_redirect_off_slack_is_followed_without_the_token(slack: SlackEmulator, fetcher: FileFetcher) -> None:
     async with ForeignHost(JPEG, "image/jpeg", host="127.0.0.2") as cdn:
         signed = cdn.url("/signed/part.jpg?signature=abc")
         moved = slack.add_file(b"", "part.jpg", "image/jpeg", "jpg", redirect_to=signed)
@@ -195,15 +187,11 @@ def redirect_chain(slack: SlackEmulator, hops: int) -> SlackFile:
     """A file that reaches its bytes after exactly `hops` redirects, each to another Slack file URL."""
     target = slack.add_file(JPEG, "origin.jpg", "image/jpeg", "jpg")
     for _ in range(hops):
-        target = slack.add_file(
-            b"", "part.jpg", "image/jpeg", "jpg", redirect_to=target["url_private_download"]
-        )
+        target = slack.add_file(b"", "part.jpg", "image/jpeg", "jpg", redirect_to=target["url_private_download"])
     return SlackFile.from_event(target)
 
 
-async def test_more_redirects_than_allowed_fail_the_download(
-    slack: SlackEmulator, http: aiohttp.ClientSession
-) -> None:
+async def test_more_redirects_than_allowed_fail_the_download(slack: SlackEmulator, http: aiohttp.ClientSession) -> None:
     fetcher = make_fetcher(slack, http, max_redirects=3)
     error = await rejection(fetcher.fetch(redirect_chain(slack, hops=4)), slack.bot_token)
     assert error.reason == "download_failed"
@@ -245,9 +233,7 @@ async def test_fetching_a_stub_resolves_it_first(slack: SlackEmulator, fetcher: 
     assert [c.params["file"] for c in slack.calls_to("files.info")] == [stub.id]
 
 
-async def test_a_stub_that_files_info_cannot_find_is_not_found(
-    slack: SlackEmulator, fetcher: FileFetcher
-) -> None:
+async def test_a_stub_that_files_info_cannot_find_is_not_found(slack: SlackEmulator, fetcher: FileFetcher) -> None:
     stub = SlackFile.from_event({"id": "FNOPE", "file_access": "check_file_info"})
     error = await rejection(fetcher.resolve(stub), slack.bot_token)
     assert error.reason == "not_found"
@@ -310,9 +296,7 @@ async def test_a_sign_in_page_instead_of_the_file_is_a_login_page(
     assert "reinstall" in str(error)
 
 
-async def test_html_bytes_labelled_as_an_image_are_a_login_page(
-    slack: SlackEmulator, fetcher: FileFetcher
-) -> None:
+async def test_html_bytes_labelled_as_an_image_are_a_login_page(slack: SlackEmulator, fetcher: FileFetcher) -> None:
     page = b"\r\n  <!DOCTYPE html>\n<html><body>Sign in</body></html>"
     file = SlackFile.from_event(slack.add_file(page, "part.jpg", "image/jpeg", "jpg"))
     error = await rejection(fetcher.fetch(file), slack.bot_token)
@@ -333,9 +317,7 @@ async def test_a_document_is_not_an_image(
     assert not file.looks_like_image
     error = await rejection(fetcher.fetch(file), slack.bot_token)
     assert error.reason == "not_an_image"
-    assert str(error) == (
-        f"{name} is not an image I can analyse; send a photo as JPEG, PNG, GIF, WebP or HEIC/HEIF."
-    )
+    assert str(error) == (f"{name} is not an image I can analyse; send a photo as JPEG, PNG, GIF, WebP or HEIC/HEIF.")
 
 
 # --- failures on the way --------------------------------------------------------------------------
@@ -360,9 +342,7 @@ async def test_a_host_that_never_answers_times_out(
     assert str(error) == "Downloading part.jpg took longer than 0.2 s; please try again."
 
 
-async def test_a_refused_connection_is_a_failed_download(
-    slack: SlackEmulator, http: aiohttp.ClientSession
-) -> None:
+async def test_a_refused_connection_is_a_failed_download(slack: SlackEmulator, http: aiohttp.ClientSession) -> None:
     gone = LoopbackServer(web.Application())
     base = await gone.start()
     await gone.stop()
@@ -442,9 +422,7 @@ def test_only_slack_file_hosts_and_the_api_origin_are_trusted_with_the_token(url
         ({"file_access": "check_file_info"}, True),  # a stub: unknown until files.info says
     ],
 )
-def test_the_type_says_whether_a_file_is_worth_downloading(
-    raw: dict[str, str], looks_like_image: bool
-) -> None:
+def test_the_type_says_whether_a_file_is_worth_downloading(raw: dict[str, str], looks_like_image: bool) -> None:
     url = {} if "file_access" in raw else {"url_private_download": "https://files.slack.com/x"}
     assert SlackFile.from_event({"id": "F1", **raw, **url}).looks_like_image is looks_like_image
 

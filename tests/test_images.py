@@ -47,9 +47,7 @@ def _encoded(image: Image.Image, image_format: str, **params: Any) -> bytes:
 def _photo(width: int, height: int) -> Image.Image:
     """A smooth, photo-like RGB image that is cheap to build."""
     ramp = Image.linear_gradient("L").resize((width, height))
-    return Image.merge(
-        "RGB", (ramp, ramp.transpose(Image.Transpose.ROTATE_180), Image.new("L", ramp.size, 90))
-    )
+    return Image.merge("RGB", (ramp, ramp.transpose(Image.Transpose.ROTATE_180), Image.new("L", ramp.size, 90)))
 
 
 def _noise(width: int, height: int, mode: str = "RGB") -> Image.Image:

@@ -88,9 +88,7 @@ async def socket_bot(slack: SlackEmulator, client: AsyncWebClient) -> AsyncItera
 
 
 @pytest.fixture
-async def http_bot(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> AsyncIterator[tuple[str, asyncio.Queue[Heard]]]:
+async def http_bot(slack: SlackEmulator, client: AsyncWebClient) -> AsyncIterator[tuple[str, asyncio.Queue[Heard]]]:
     heard: asyncio.Queue[Heard] = asyncio.Queue()
     server = LoopbackServer(listening_app(client, heard, signing_secret=SIGNING_SECRET).web_app())
     base = await server.start()
@@ -117,9 +115,7 @@ async def test_a_wrong_token_is_invalid_auth_and_no_token_is_not_authed(slack: S
     assert missing.response["error"] == "not_authed"
 
 
-async def test_only_the_app_token_opens_a_socket_mode_url(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_only_the_app_token_opens_a_socket_mode_url(slack: SlackEmulator, client: AsyncWebClient) -> None:
     opened = await client.apps_connections_open(app_token=slack.app_token)
     refused = await api_error(client.apps_connections_open(app_token=slack.bot_token))
     assert opened["url"].startswith(slack.base_url.replace("http://", "ws://") + "/socket?ticket=")
@@ -150,9 +146,7 @@ async def test_message_timestamps_strictly_increase(client: AsyncWebClient) -> N
 
 
 async def test_replies_form_a_thread_under_the_parent(slack: SlackEmulator, client: AsyncWebClient) -> None:
-    parent = slack.upload_message(
-        GENERAL, ALICE, "what is this?", [slack.add_file(PNG, "a.png", "image/png", "png")]
-    )
+    parent = slack.upload_message(GENERAL, ALICE, "what is this?", [slack.add_file(PNG, "a.png", "image/png", "png")])
     await client.chat_postMessage(channel=GENERAL, thread_ts=parent["ts"], text="Looking")
     await client.chat_postMessage(channel=GENERAL, thread_ts=parent["ts"], text="Steel")
     thread = slack.thread(GENERAL, parent["ts"])
@@ -172,9 +166,7 @@ async def test_form_encoded_blocks_arrive_as_a_json_string_and_are_decoded(
     assert slack.message(GENERAL, posted["ts"]).blocks == blocks
 
 
-async def test_reactions_are_added_once_and_removed_once(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_reactions_are_added_once_and_removed_once(slack: SlackEmulator, client: AsyncWebClient) -> None:
     ts = slack.user_message(GENERAL, ALICE, "hello")["ts"]
     await client.reactions_add(channel=GENERAL, timestamp=ts, name="eyes")
     again = await api_error(client.reactions_add(channel=GENERAL, timestamp=ts, name="eyes"))
@@ -194,14 +186,10 @@ async def test_update_enforces_slacks_size_limits(client: AsyncWebClient) -> Non
     too_wide = await api_error(client.chat_update(channel=GENERAL, ts=ts, text="t", blocks=[wide]))
     assert too_long.response["error"] == "msg_too_long"
     assert too_many.response["error"] == "invalid_blocks"
-    assert too_wide.response["errors"] == [
-        "must be less than 3001 characters [json-pointer:/blocks/0/text/text]"
-    ]
+    assert too_wide.response["errors"] == ["must be less than 3001 characters [json-pointer:/blocks/0/text/text]"]
 
 
-async def test_update_refuses_unknown_and_foreign_messages(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_update_refuses_unknown_and_foreign_messages(slack: SlackEmulator, client: AsyncWebClient) -> None:
     theirs = slack.user_message(GENERAL, ALICE, "mine")["ts"]
     unknown = await api_error(client.chat_update(channel=GENERAL, ts="1.000001", text="t"))
     foreign = await api_error(client.chat_update(channel=GENERAL, ts=theirs, text="t"))
@@ -221,9 +209,7 @@ async def test_a_deleted_reply_leaves_the_thread_but_stays_inspectable(
     assert slack.message(GENERAL, reply["ts"]).deleted
 
 
-async def test_an_ephemeral_message_stays_out_of_the_channel(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_an_ephemeral_message_stays_out_of_the_channel(slack: SlackEmulator, client: AsyncWebClient) -> None:
     await client.chat_postEphemeral(channel=GENERAL, user=ALICE, text="Only you can see this")
     assert [e["user"] for e in slack.ephemerals] == [ALICE]
     assert slack.history(GENERAL) == []
@@ -240,9 +226,7 @@ async def test_a_person_editing_a_message_yields_message_changed_with_both_versi
     assert [v.text for v in slack.versions(GENERAL, ts)] == ["before", "after"]
 
 
-async def test_a_thread_status_shows_until_the_bot_replies(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_a_thread_status_shows_until_the_bot_replies(slack: SlackEmulator, client: AsyncWebClient) -> None:
     ts = slack.user_message(GENERAL, ALICE, "photo")["ts"]
     await client.assistant_threads_setStatus(channel_id=GENERAL, thread_ts=ts, status="is analysing...")
     assert slack.thread_status(GENERAL, ts) == "is analysing..."
@@ -250,9 +234,7 @@ async def test_a_thread_status_shows_until_the_bot_replies(
     assert slack.thread_status(GENERAL, ts) is None
 
 
-async def test_streaming_is_feature_disabled_until_enabled(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_streaming_is_feature_disabled_until_enabled(slack: SlackEmulator, client: AsyncWebClient) -> None:
     ts = slack.user_message(GENERAL, ALICE, "photo")["ts"]
     disabled = await api_error(
         client.chat_startStream(
@@ -286,9 +268,7 @@ async def test_users_and_conversations_can_be_looked_up(client: AsyncWebClient) 
 # --- rate limits ----------------------------------------------------------------------------------
 
 
-async def test_a_rate_limited_call_answers_429_with_retry_after(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_a_rate_limited_call_answers_429_with_retry_after(slack: SlackEmulator, client: AsyncWebClient) -> None:
     ts = (await client.chat_postMessage(channel=GENERAL, text="a"))["ts"]
     slack.ratelimit_next("chat.update", retry_after_s=7)
     limited = await api_error(client.chat_update(channel=GENERAL, ts=ts, text="b"))
@@ -352,9 +332,7 @@ async def test_a_redirect_to_another_host_is_recorded_with_whether_a_token_went_
     assert slack.downloads[0].redirected_to == target
 
 
-async def test_a_slack_connect_stub_is_completed_by_files_info(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_a_slack_connect_stub_is_completed_by_files_info(slack: SlackEmulator, client: AsyncWebClient) -> None:
     stub = slack.add_file(PNG, "part.png", "image/png", "png", connect_stub=True)
     info = await client.files_info(file=stub["id"])
     assert stub["file_access"] == "check_file_info"
@@ -365,9 +343,7 @@ async def test_a_slack_connect_stub_is_completed_by_files_info(
     assert missing.response["error"] == "file_not_found"
 
 
-async def test_files_upload_v2_shares_the_file_in_the_thread(
-    slack: SlackEmulator, client: AsyncWebClient
-) -> None:
+async def test_files_upload_v2_shares_the_file_in_the_thread(slack: SlackEmulator, client: AsyncWebClient) -> None:
     ts = slack.user_message(GENERAL, ALICE, "photo")["ts"]
     uploaded = await client.files_upload_v2(
         content=b"chart-bytes", filename="chart.png", channel=GENERAL, thread_ts=ts, initial_comment="Scores"
@@ -484,9 +460,7 @@ async def test_unsigned_stale_and_forged_requests_are_refused(
     url, heard = http_bot
     body = slack.event_callback(slack.user_message(GENERAL, ALICE, "sneaky"))
     unsigned = await slack.post_signed(url, body, signing_secret=SIGNING_SECRET, sign=False)
-    stale = await slack.post_signed(
-        url, body, signing_secret=SIGNING_SECRET, timestamp=int(time.time()) - 301
-    )
+    stale = await slack.post_signed(url, body, signing_secret=SIGNING_SECRET, timestamp=int(time.time()) - 301)
     forged = await slack.post_signed(url, body, signing_secret="not-the-secret")
     assert [unsigned.status, stale.status, forged.status] == [401, 401, 401]
     assert heard.empty()
@@ -495,7 +469,5 @@ async def test_unsigned_stale_and_forged_requests_are_refused(
 async def test_the_url_verification_challenge_is_answered(
     slack: SlackEmulator, http_bot: tuple[str, asyncio.Queue[Heard]]
 ) -> None:
-    status, text = await slack.post_url_verification(
-        http_bot[0], signing_secret=SIGNING_SECRET, challenge="abc123"
-    )
+    status, text = await slack.post_url_verification(http_bot[0], signing_secret=SIGNING_SECRET, challenge="abc123")
     assert (status, json.loads(text)) == (200, {"challenge": "abc123"})

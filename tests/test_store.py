@@ -108,9 +108,7 @@ def _in_ci() -> bool:
 async def _postgres_url() -> AsyncIterator[str]:
     base = os.environ.get(POSTGRES_URL_ENV)
     if not base:
-        message = (
-            f"{POSTGRES_URL_ENV} is not set: start PostgreSQL with scripts/postgres.sh and export its URL"
-        )
+        message = f"{POSTGRES_URL_ENV} is not set: start PostgreSQL with scripts/postgres.sh and export its URL"
         if _in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -158,9 +156,7 @@ def opener(url: str, clock: FakeClock) -> Opener:
     return open_again
 
 
-async def test_a_consultation_round_trips_with_its_recommendation_and_branches(
-    store: Store, clock: FakeClock
-) -> None:
+async def test_a_consultation_round_trips_with_its_recommendation_and_branches(store: Store, clock: FakeClock) -> None:
     rec = recommendation()
     stored = consultation(clock, branches=rec.branches, recommendation=rec, usage_cost_usd=0.0123)
     await store.add(stored)
@@ -227,9 +223,7 @@ async def test_update_refuses_identity_and_unknown_fields(store: Store, clock: F
         await store.update(stored.id, channel="C2", colour="red")
 
 
-async def test_concurrent_updates_from_two_replicas_all_land(
-    store: Store, clock: FakeClock, opener: Opener
-) -> None:
+async def test_concurrent_updates_from_two_replicas_all_land(store: Store, clock: FakeClock, opener: Opener) -> None:
     stored = [consultation(clock, ts=f"100.{i}") for i in range(10)]
     for c in stored:
         await store.add(c)
@@ -265,9 +259,7 @@ async def test_the_same_ts_in_another_channel_is_another_message(store: Store) -
 
 
 async def test_fifty_concurrent_claims_of_one_message_yield_one_winner(store: Store) -> None:
-    claims = [
-        store.claim_message(event_id=f"Ev{i % 2}", channel="C1", ts="100.1") for i in range(CONCURRENT_CLAIMS)
-    ]
+    claims = [store.claim_message(event_id=f"Ev{i % 2}", channel="C1", ts="100.1") for i in range(CONCURRENT_CLAIMS)]
     assert sum(await asyncio.gather(*claims)) == 1
 
 
@@ -333,9 +325,7 @@ async def test_a_finished_message_stays_claimed_after_a_restart(store: Store, cl
     assert not await store.claim_message(event_id="Ev1", channel="C1", ts="100.1")
 
 
-async def test_a_message_with_one_image_done_and_one_interrupted_stays_claimed(
-    store: Store, clock: FakeClock
-) -> None:
+async def test_a_message_with_one_image_done_and_one_interrupted_stays_claimed(store: Store, clock: FakeClock) -> None:
     await store.claim_message(event_id="Ev1", channel="C1", ts="100.1")
     await store.add(consultation(clock, status=S.DONE))
     await store.add(consultation(clock, status=S.RUNNING))
@@ -416,9 +406,7 @@ def test_a_naive_datetime_is_refused() -> None:
         Consultation(channel="C1", thread_ts="1.0", message_ts="1.0", created_at=datetime(2030, 1, 1))
 
 
-@pytest.mark.parametrize(
-    "bad", ["mysql://bob:hunter2@db/matrec", "matrec.db", "sqlite://matrec.db", "sqlite:///"]
-)
+@pytest.mark.parametrize("bad", ["mysql://bob:hunter2@db/matrec", "matrec.db", "sqlite://matrec.db", "sqlite:///"])
 async def test_an_unsupported_url_names_database_url_and_the_accepted_forms(bad: str) -> None:
     with pytest.raises(DatabaseUrlError) as raised:
         await Store.open(bad)
