@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
+from bot.budget import UpdateBudget
 from bot.files import FileFetcher, FileRejected, SlackFile
 from bot.settings import BotSettings
 from bot.store import Consultation, ConsultationStatus, Store
@@ -83,6 +84,7 @@ class Consultant:
         self.settings = settings
         self.mode = mode
         self._tasks: set[asyncio.Task[None]] = set()
+        self.budget = UpdateBudget(settings.updates_per_minute, settings.update_burst)
 
     def start(self, upload: Upload) -> None:
         """Handle `upload` in the background; the task is kept until it ends."""
@@ -188,6 +190,7 @@ class Consultant:
             thread_ts=upload.thread_ts,
             shown=shown,
             interval_s=self.settings.update_interval_s,
+            budget=self.budget,
         )
         job.record = await self.store.update(job.record.id, board_ts=ts)
 

@@ -39,6 +39,8 @@ class BotSettings(BaseSettings):
         default=frozenset(), validation_alias=_alias("MATREC_MENTION_ONLY_CHANNELS")
     )
     update_interval_s: float = Field(default=1.0, gt=0, validation_alias=_alias("MATREC_UPDATE_INTERVAL_S"))
+    updates_per_minute: float = Field(default=50.0, gt=0, validation_alias=_alias("MATREC_UPDATES_PER_MINUTE"))
+    update_burst: int = Field(default=10, ge=1, validation_alias=_alias("MATREC_UPDATE_BURST"))
     max_images_per_message: int = Field(default=6, ge=1, validation_alias=_alias("MATREC_MAX_IMAGES_PER_MESSAGE"))
     dedupe_retention_s: float = Field(default=86_400.0, ge=600, validation_alias=_alias("MATREC_DEDUPE_RETENTION_S"))
     log_level: str = Field(default="INFO", validation_alias=_alias("MATREC_LOG_LEVEL"))

@@ -1,7 +1,8 @@
 """One writer per Slack message: it serializes and coalesces updates, and lands the final state.
 
 Renders arrive as fast as the engine reports progress; the writer keeps only the newest, sends at
-most one `chat.update` per interval, and skips a render identical to what Slack already shows.
+most one `chat.update` per interval (and within the app-wide budget, when given), and skips a
+render identical to what Slack already shows.
 429s are retried by the client's rate-limit handler (honouring Retry-After); the final render is
 always sent, even when intermediate ones were dropped.
 """
@@ -16,9 +17,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import Rendered
+from bot.budget import UpdateBudget
 
 log = logging.getLogger(__name__)
 
+FINAL_RETRY_WINDOW_S = 300.0
+_DEFAULT_RETRY_AFTER_S = 1.0
 _GONE = {"message_not_found", "cant_update_message", "channel_not_found", "is_archived"}
 
 
@@ -34,8 +38,10 @@ class MessageWriter:
         thread_ts: str,
         shown: Rendered,
         interval_s: float,
+        budget: UpdateBudget | None = None,
     ) -> None:
         self._client = client
+        self._budget = budget
         self.channel = channel
         self.ts = ts
         self.thread_ts = thread_ts
@@ -70,6 +76,8 @@ class MessageWriter:
             wait_s = last_sent + self.interval_s - time.monotonic()
             if wait_s > 0:
                 await asyncio.sleep(wait_s)  # pacing: at most one update per interval
+            if self._budget is not None and self._pending not in (None, self._shown):
+                await self._budget.take(final=self._final)  # renders keep coalescing meanwhile
             rendered, self._pending = self._pending, None
             if rendered is not None and rendered != self._shown:
                 if not await self._send(rendered):
@@ -80,17 +88,25 @@ class MessageWriter:
 
     async def _send(self, rendered: Rendered) -> bool:
         """chat.update; on a vanished message the final state is posted anew. False: stop writing."""
-        try:
-            await self._client.chat_update(channel=self.channel, ts=self.ts, text=rendered.text, blocks=rendered.blocks)
-        except SlackApiError as error:
-            code = str(error.response.get("error", ""))
-            if code in _GONE and self._final:
-                return await self._repost(rendered, code)
-            log.warning("chat.update of %s/%s failed: %s", self.channel, self.ts, code)
-            return code not in _GONE
-        self.updates += 1
-        self._shown = rendered
-        return True
+        deadline = time.monotonic() + FINAL_RETRY_WINDOW_S
+        while True:
+            try:
+                await self._client.chat_update(
+                    channel=self.channel, ts=self.ts, text=rendered.text, blocks=rendered.blocks
+                )
+            except SlackApiError as error:
+                code = str(error.response.get("error", ""))
+                if code == "ratelimited" and self._final and time.monotonic() < deadline:
+                    # the client's handler has already retried; the final state must still land
+                    await asyncio.sleep(_retry_after_s(error))
+                    continue
+                if code in _GONE and self._final:
+                    return await self._repost(rendered, code)
+                log.warning("chat.update of %s/%s failed: %s", self.channel, self.ts, code)
+                return code not in _GONE
+            self.updates += 1
+            self._shown = rendered
+            return True
 
     async def _repost(self, rendered: Rendered, code: str) -> bool:
         log.info("board %s/%s is gone (%s); posting the final state anew", self.channel, self.ts, code)
@@ -109,3 +125,14 @@ class MessageWriter:
         self.ts = str(response["ts"])
         self._shown = rendered
         return False
+
+
+def _retry_after_s(error: SlackApiError) -> float:
+    """The Retry-After Slack sent with a 429 (header names vary in case), or a default."""
+    for name, value in (error.response.headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return float(value[0] if isinstance(value, list) else value)
+            except (TypeError, ValueError):
+                break
+    return _DEFAULT_RETRY_AFTER_S

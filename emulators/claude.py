@@ -205,6 +205,17 @@ class ClaudeEmulator:
             "by_kind": by_kind,
             "in_flight": self.in_flight,
             "peak_concurrency": self.peak_concurrency,
+            # time.monotonic() readings: comparable across processes on one Linux machine
+            "timeline": [
+                {
+                    "kind": r.kind.kind,
+                    "material": r.kind.material,
+                    "arrived_at": r.arrived_at,
+                    "finished_at": r.finished_at,
+                    "status": r.status,
+                }
+                for r in self.requests
+            ],
         }
 
     async def _handle_stats(self, _request: web.Request) -> web.Response:

@@ -18,21 +18,16 @@ raises `ImageError`, whose kind says why:
 from __future__ import annotations
 
 import base64
-import ctypes
-import functools
 import hashlib
-import importlib.util
 import io
-import itertools
 import math
 import struct
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, Final, Literal, cast
+from typing import Final, Literal, cast
 
 from PIL import ExifTags, GifImagePlugin, Image, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
+from matrec import heif
 from matrec.errors import ImageError, ImageKind
 
 ImageFormat = Literal["jpeg", "png", "gif", "webp", "heif"]
@@ -50,7 +45,6 @@ MIN_EDGE_PX: Final = 32  # the payload loop stops shrinking here
 MAX_SHRINK_STEP: Final = 0.9  # each shrink takes at least 10% off the long edge
 RESIZE_REDUCING_GAP: Final = 3.0  # Pillow: reduce() by whole factors first, LANCZOS for the rest
 SNIFF_WINDOW_BYTES: Final = 4096  # how far to look for markup (SVG, HTML) or a PDF header
-HEIF_BAND_ROWS: Final = 256  # rows of a decoded HEIF tile copied into Pillow at once (~4 MB at 4032 px)
 BYTES_PER_MB: Final = 1_000_000
 
 _FORMAT_NAMES: dict[ImageFormat, str] = {
@@ -88,79 +82,6 @@ _TRANSPOSE_FOR_ORIENTATION = {  # the EXIF rule, as in PIL.ImageOps.exif_transpo
 }
 # What Pillow and pillow_heif raise for damaged data (ImageFile turns IndexError etc. into SyntaxError).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
-
-_heif_lock = threading.Lock()
-_heif_registered = False
-
-# libheif's C API, for what pillow_heif does not expose: decoding a grid image (as iPhones and most
-# Android phones store photos: 512x512 HEVC tiles) one tile at a time. pillow_heif decodes a 12 MP
-# photo whole, holding its YCbCr planes and a 37 MB RGB copy at once; tile by tile, only the
-# reduced image (a quarter of that) grows.
-_HEIF_COLORSPACE_RGB: Final = 1
-_HEIF_CHROMA_RGB: Final = 10
-_HEIF_CHROMA_RGBA: Final = 11
-_HEIF_CHANNEL_INTERLEAVED: Final = 10
-_HEIF_ROTATION: Final = int.from_bytes(b"irot", "big")
-_HEIF_MIRROR: Final = int.from_bytes(b"imir", "big")
-_HEIF_CROP: Final = int.from_bytes(b"clap", "big")
-_HEIF_MIRROR_VERTICAL: Final = 0  # flips top and bottom
-_TRANSPOSE_FOR_CCW_ANGLE = {
-    90: Image.Transpose.ROTATE_90,
-    180: Image.Transpose.ROTATE_180,
-    270: Image.Transpose.ROTATE_270,
-}
-
-
-class _HeifError(ctypes.Structure):
-    _fields_ = (("code", ctypes.c_int), ("subcode", ctypes.c_int), ("message", ctypes.c_char_p))
-
-
-class _HeifTiling(ctypes.Structure):
-    _fields_ = (
-        ("version", ctypes.c_int),
-        ("num_columns", ctypes.c_uint32),
-        ("num_rows", ctypes.c_uint32),
-        ("tile_width", ctypes.c_uint32),
-        ("tile_height", ctypes.c_uint32),
-        ("rest", ctypes.c_uint8 * 256),  # later fields, with room for what newer versions add
-    )
-
-
-class _HeifDecodingOptionsHead(ctypes.Structure):
-    _fields_ = (("version", ctypes.c_uint8), ("ignore_transformations", ctypes.c_uint8))
-
-
-_P = ctypes.c_void_p
-_ID = ctypes.c_uint32
-_LIBHEIF_FUNCTIONS: Final[dict[str, tuple[Any, tuple[Any, ...]]]] = {
-    "heif_context_alloc": (_P, ()),
-    "heif_context_free": (None, (_P,)),
-    "heif_context_read_from_memory_without_copy": (_HeifError, (_P, ctypes.c_char_p, ctypes.c_size_t, _P)),
-    "heif_context_get_primary_image_handle": (_HeifError, (_P, ctypes.POINTER(_P))),
-    "heif_image_handle_release": (None, (_P,)),
-    "heif_image_handle_get_item_id": (_ID, (_P,)),
-    "heif_image_handle_get_ispe_width": (ctypes.c_int, (_P,)),
-    "heif_image_handle_get_ispe_height": (ctypes.c_int, (_P,)),
-    "heif_image_handle_get_image_tiling": (_HeifError, (_P, ctypes.c_int, ctypes.POINTER(_HeifTiling))),
-    "heif_decoding_options_alloc": (_P, ()),
-    "heif_decoding_options_free": (None, (_P,)),
-    "heif_image_handle_decode_image_tile": (
-        _HeifError,
-        (_P, ctypes.POINTER(_P), ctypes.c_int, ctypes.c_int, _P, ctypes.c_uint32, ctypes.c_uint32),
-    ),
-    "heif_image_get_plane_readonly": (_P, (_P, ctypes.c_int, ctypes.POINTER(ctypes.c_int))),
-    "heif_image_get_width": (ctypes.c_int, (_P, ctypes.c_int)),
-    "heif_image_get_height": (ctypes.c_int, (_P, ctypes.c_int)),
-    "heif_image_release": (None, (_P,)),
-    "heif_item_get_transformation_properties": (ctypes.c_int, (_P, _ID, ctypes.POINTER(_ID), ctypes.c_int)),
-    "heif_item_get_property_type": (_ID, (_P, _ID, _ID)),
-    "heif_item_get_property_transform_rotation_ccw": (ctypes.c_int, (_P, _ID, _ID)),
-    "heif_item_get_property_transform_mirror": (ctypes.c_int, (_P, _ID, _ID)),
-    "heif_item_get_property_transform_crop_borders": (
-        None,
-        (_P, _ID, _ID, ctypes.c_int, ctypes.c_int, *[ctypes.POINTER(ctypes.c_int)] * 4),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -312,18 +233,6 @@ def _looks_like_text(head: bytes) -> bool:
     return all(char.isprintable() or char in "\t\n\r\f" for char in text)
 
 
-def _heif_opener() -> Callable[[IO[bytes], str], ImageFile.ImageFile]:
-    """Pillow's HEIF factory, registering pillow_heif's opener on first use (never at import)."""
-    global _heif_registered
-    with _heif_lock:
-        if not _heif_registered:
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
-            _heif_registered = True
-    return Image.OPEN["HEIF"][0]
-
-
 def _open(data: bytes, image_format: ImageFormat) -> ImageFile.ImageFile:
     """Read the header with the one plugin for the sniffed format; no pixels are decoded yet.
 
@@ -342,7 +251,7 @@ def _open(data: bytes, image_format: ImageFormat) -> ImageFile.ImageFile:
         case "webp":
             return WebPImagePlugin.WebPImageFile(stream)  # first frame of an animation
         case "heif":
-            return _heif_opener()(stream, "")
+            return heif.open_heif(stream)
 
 
 def _decode(
@@ -358,8 +267,9 @@ def _decode(
         # HEIF may pick an embedded thumbnail at least as large as the target.
         drafted = target != original_size and image.draft(None, target) is not None
         if image_format == "heif" and not drafted:
-            scale = min(original_size[0] // target[0], original_size[1] // target[1])
-            decoded = _decoded_heif(data, image, scale=scale, max_pixels=max_pixels)
+            decoded = heif.decode_heif(
+                data, image, min_size=target, check_stored_size=lambda size: _check_dimensions(size, max_pixels)
+            )
         else:
             image.load()  # decodes every pixel, so truncated data fails here
             decoded = image
@@ -377,172 +287,6 @@ def _decode(
             advice="Please send the photo again",
         ) from error
     return decoded, original_size
-
-
-@functools.cache
-def _libheif() -> ctypes.CDLL | None:
-    """The libheif pillow_heif is linked with, bound for tile decoding; None where it cannot be.
-
-    The symbols are looked up through pillow_heif's extension, whose dependencies the loader
-    searches too (as on Linux), so no second copy of libheif is loaded. Where they are not found
-    (another platform, or a libheif older than 1.19, without tile decoding) pillow_heif decodes
-    the whole image, as before.
-    """
-    spec = importlib.util.find_spec("_pillow_heif")
-    if spec is None or spec.origin is None:
-        return None
-    try:
-        library = ctypes.CDLL(spec.origin)
-        for name, (restype, argtypes) in _LIBHEIF_FUNCTIONS.items():
-            function = getattr(library, name)
-            function.restype, function.argtypes = restype, argtypes
-    except (OSError, AttributeError):
-        return None
-    return library
-
-
-def _heif_checked(error: _HeifError) -> None:
-    if error.code:
-        message = error.message.decode(errors="replace") if error.message else "unknown error"
-        raise OSError(f"libheif: {message}")
-
-
-def _decoded_heif(data: bytes, image: ImageFile.ImageFile, *, scale: int, max_pixels: int) -> Image.Image:
-    """The primary HEIF image, decoded tile by tile into a copy reduced by up to `scale`."""
-    libheif = _libheif()
-    if libheif is None:
-        image.load()
-        return image
-    context = libheif.heif_context_alloc()
-    handle = ctypes.c_void_p()
-    try:
-        _heif_checked(libheif.heif_context_read_from_memory_without_copy(context, data, len(data), None))
-        _heif_checked(libheif.heif_context_get_primary_image_handle(context, ctypes.byref(handle)))
-        # The stored size, before any rotation or crop; a crop may hide most of it, so check it too.
-        stored = (
-            libheif.heif_image_handle_get_ispe_width(handle),
-            libheif.heif_image_handle_get_ispe_height(handle),
-        )
-        _check_dimensions(stored, max_pixels)
-        rawmode = image.mode if image.mode in ("RGBA", "RGBa") else "RGB"  # RGBa: premultiplied alpha
-        reduced, factor = _heif_reduced(libheif, handle, stored, scale, rawmode)
-        item = libheif.heif_image_handle_get_item_id(handle)
-        reduced = _heif_transformed(libheif, context, item, reduced, stored, factor)
-    finally:
-        if handle:
-            libheif.heif_image_handle_release(handle)
-        libheif.heif_context_free(context)
-    reduced.info = image.info
-    return reduced
-
-
-def _heif_reduced(
-    libheif: ctypes.CDLL, handle: ctypes.c_void_p, stored: tuple[int, int], scale: int, rawmode: str
-) -> tuple[Image.Image, int]:
-    """The image as stored (not yet rotated), each tile reduced as it is decoded; and the factor."""
-    tiling = _HeifTiling()
-    _heif_checked(libheif.heif_image_handle_get_image_tiling(handle, 0, ctypes.byref(tiling)))
-    tiled = tiling.num_columns * tiling.num_rows > 1
-    # Reducing by a factor that divides the tile size gives what reducing the whole would: no seams.
-    factor = max(
-        f for f in range(1, scale + 1) if not tiled or (tiling.tile_width % f == 0 and tiling.tile_height % f == 0)
-    )
-    mode, chroma = ("RGB", _HEIF_CHROMA_RGB) if rawmode == "RGB" else ("RGBA", _HEIF_CHROMA_RGBA)
-    reduced: Image.Image | None = None
-    options = libheif.heif_decoding_options_alloc()
-    try:
-        # Rotations, mirrorings and crops are applied afterwards, to the reduced image.
-        ctypes.cast(options, ctypes.POINTER(_HeifDecodingOptionsHead)).contents.ignore_transformations = 1
-        for row, column in itertools.product(range(tiling.num_rows), range(tiling.num_columns)):
-            tile = ctypes.c_void_p()
-            _heif_checked(
-                libheif.heif_image_handle_decode_image_tile(
-                    handle, ctypes.byref(tile), _HEIF_COLORSPACE_RGB, chroma, options, column, row
-                )
-            )
-            try:
-                if reduced is None:  # made after the first decode: an untiled image's peak stays lower
-                    reduced = Image.new(mode, _reduced_size(stored, factor))
-                origin = column * tiling.tile_width, row * tiling.tile_height
-                _paste_reduced(libheif, tile, reduced, origin, stored, factor, rawmode)
-            finally:
-                libheif.heif_image_release(tile)
-    finally:
-        libheif.heif_decoding_options_free(options)
-    if reduced is None:
-        raise OSError("libheif: the image has no tiles")
-    return reduced, factor
-
-
-def _reduced_size(size: tuple[int, int], factor: int) -> tuple[int, int]:
-    return -(-size[0] // factor), -(-size[1] // factor)  # as Image.reduce: a partial block counts
-
-
-def _paste_reduced(
-    libheif: ctypes.CDLL,
-    tile: ctypes.c_void_p,
-    reduced: Image.Image,
-    origin: tuple[int, int],
-    stored: tuple[int, int],
-    factor: int,
-    rawmode: str,
-) -> None:
-    """Copy one decoded tile into `reduced`, band by band; nothing refers to its memory afterwards."""
-    stride = ctypes.c_int()
-    address = libheif.heif_image_get_plane_readonly(tile, _HEIF_CHANNEL_INTERLEAVED, ctypes.byref(stride))
-    tile_height = libheif.heif_image_get_height(tile, _HEIF_CHANNEL_INTERLEAVED)
-    if not address:
-        raise OSError("libheif: a decoded tile has no pixels")
-    x, y = origin
-    width = min(libheif.heif_image_get_width(tile, _HEIF_CHANNEL_INTERLEAVED), stored[0] - x)
-    height = min(tile_height, stored[1] - y)  # tiles on the right and bottom edges overhang
-    pixels = memoryview((ctypes.c_uint8 * (stride.value * tile_height)).from_address(address))
-    band_rows = max(1, HEIF_BAND_ROWS // factor) * factor
-    for top in range(0, max(0, height), band_rows):
-        rows = min(band_rows, height - top)
-        window = cast("bytes", pixels[top * stride.value : (top + rows) * stride.value])  # a view: no copy
-        band = Image.frombuffer(reduced.mode, (width, rows), window, "raw", rawmode, stride.value, 1)
-        reduced.paste(band.reduce(factor) if factor > 1 else band, (x // factor, (y + top) // factor))
-
-
-def _heif_transformed(
-    libheif: ctypes.CDLL,
-    context: int,
-    item: int,
-    image: Image.Image,
-    stored: tuple[int, int],
-    factor: int,
-) -> Image.Image:
-    """The image rotated, mirrored and cropped as the file's properties say, in their order."""
-    count = libheif.heif_item_get_transformation_properties(context, item, None, 0)
-    properties = (ctypes.c_uint32 * count)()
-    libheif.heif_item_get_transformation_properties(context, item, properties, count)
-    width, height = stored  # full scale, as the crop borders are computed from it
-    for prop in properties:
-        kind = libheif.heif_item_get_property_type(context, item, prop)
-        if kind == _HEIF_ROTATION:
-            angle = libheif.heif_item_get_property_transform_rotation_ccw(context, item, prop)
-            if angle in _TRANSPOSE_FOR_CCW_ANGLE:
-                image = image.transpose(_TRANSPOSE_FOR_CCW_ANGLE[angle])
-                width, height = (width, height) if angle == 180 else (height, width)
-        elif kind == _HEIF_MIRROR:
-            vertical = libheif.heif_item_get_property_transform_mirror(context, item, prop) == _HEIF_MIRROR_VERTICAL
-            image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM if vertical else Image.Transpose.FLIP_LEFT_RIGHT)
-        elif kind == _HEIF_CROP:
-            borders = [ctypes.c_int() for _ in range(4)]
-            libheif.heif_item_get_property_transform_crop_borders(
-                context, item, prop, width, height, *(ctypes.byref(border) for border in borders)
-            )
-            left, top, right, bottom = (border.value for border in borders)
-            box = (
-                left // factor,
-                top // factor,
-                -(-(width - right) // factor),
-                -(-(height - bottom) // factor),
-            )
-            image = image.crop(box)
-            width, height = width - left - right, height - top - bottom
-    return image
 
 
 def _check_dimensions(size: tuple[int, int], max_pixels: int) -> None:

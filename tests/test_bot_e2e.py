@@ -259,6 +259,16 @@ async def test_rate_limited_updates_are_retried_and_the_final_state_lands(
     assert "Best: Metal" in rendered(board)
 
 
+async def test_the_final_state_lands_even_when_429s_outlast_the_clients_retries(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+) -> None:
+    slack.ratelimit_next("chat.update", count=12, retry_after_s=0)  # two calls' worth of SDK retries
+    sent = await upload(slack, PHOTO)
+    (board,) = await wait_finished(slack, sent)
+    assert slack.ratelimited_count["chat.update"] == 12
+    assert "Best: Metal" in rendered(board)
+
+
 async def test_http_mode_verifies_signatures_and_serves_the_same_flow(
     slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
 ) -> None:

@@ -17,7 +17,7 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageChops, ImageFile, ImageStat
 
-from matrec import images
+from matrec import heif
 from matrec.errors import ImageError, ImageKind
 from matrec.images import ACCEPTED_FORMATS_TEXT, MAX_EDGE_PX, PreparedImage, prepare_image, sniff_format
 
@@ -198,12 +198,12 @@ def test_heic_tiles_are_decoded_through_the_libheif_pillow_heif_ships() -> None:
     # Without it every HEIC is decoded whole (three times the memory): it must not go unnoticed.
     prepare_image(_heic(_quadrants(64, 64)))
 
-    assert images._libheif() is not None
+    assert heif._libheif() is not None
 
 
 def test_a_tiled_heic_is_decoded_whole_where_libheif_cannot_be_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     stored = _quadrants(1024, 640)
-    monkeypatch.setattr(images, "_libheif", lambda: None)
+    monkeypatch.setattr(heif, "_libheif", lambda: None)
 
     prepared = prepare_image(_heic(stored, 6), max_edge_px=256)
 
