@@ -95,7 +95,8 @@ def open_heif(stream: IO[bytes]) -> ImageFile.ImageFile:
     """The HEIF image's header, read by pillow_heif's Pillow plugin; no pixels are decoded yet."""
     import pillow_heif  # loads libheif, so only on first use
 
-    # The plugin class is used directly: registering it with Pillow would change Image.open process-wide.
+    # The plugin class is used directly: registering it would change Image.open for the whole process.
+    # (Typed here because pillow_heif leaves its constructor unannotated.)
     plugin: Callable[[IO[bytes]], ImageFile.ImageFile] = pillow_heif.HeifImageFile
     return plugin(stream)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from matrec.materials import Dimension
@@ -88,3 +88,11 @@ class EngineSettings(BaseSettings):
     weights: dict[Dimension, float] = Field(default_factory=lambda: {d: 1.0 for d in Dimension})
     vote_samples: int = Field(default=5, ge=1, le=25)
     prices: Prices = Field(default_factory=Prices)
+
+    @field_validator("weights")
+    @classmethod
+    def _every_dimension_weighted(cls, weights: dict[Dimension, float]) -> dict[Dimension, float]:
+        """Dimensions left out keep weight 1, so `{"cost": 3}` means "cost counts three times"."""
+        if any(w < 0 for w in weights.values()):
+            raise ValueError("weights must not be negative")
+        return {d: weights.get(d, 1.0) for d in Dimension}

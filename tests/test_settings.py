@@ -1,0 +1,59 @@
+"""Configuration from the environment: names, defaults and the forms an operator would type."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bot.settings import BotSettings, Trigger
+from matrec.materials import Dimension
+from matrec.settings import DEFAULT_MODEL, CacheStrategy, EngineSettings
+
+
+def test_engine_defaults_are_the_documented_ones() -> None:
+    settings = EngineSettings()
+    assert (settings.model, settings.concurrency, settings.quorum) == (DEFAULT_MODEL, 8, 4)
+    assert settings.cache is CacheStrategy.PRIME
+    assert settings.max_image_edge_px == 1568 and settings.max_image_bytes == 25_000_000
+
+
+def test_weights_left_out_keep_weight_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATREC_WEIGHTS", '{"cost": 3}')
+    weights = EngineSettings().weights
+    assert weights[Dimension.COST] == 3 and weights[Dimension.PERFORMANCE] == 1
+
+
+def test_negative_weights_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATREC_WEIGHTS", '{"cost": -1}')
+    with pytest.raises(ValidationError, match="must not be negative"):
+        EngineSettings()
+
+
+def test_lists_and_prices_come_from_json_and_nested_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATREC_CONDITIONS", '["dry", "salt spray"]')
+    monkeypatch.setenv("MATREC_PRICES__OUTPUT_USD_PER_MTOK", "75")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-x")
+    settings = EngineSettings()
+    assert settings.conditions == ["dry", "salt spray"]
+    assert settings.prices.output_usd_per_mtok == 75
+    assert settings.anthropic_api_key is not None and "sk-ant-x" not in repr(settings)
+
+
+def test_bot_settings_use_slacks_usual_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("MATREC_MENTION_ONLY_CHANNELS", "C1, C2,")
+    monkeypatch.setenv("MATREC_TRIGGER", "mentions")
+    settings = BotSettings()
+    assert settings.socket_mode
+    assert settings.slack_api_url == "http://127.0.0.1:9/api/"
+    assert settings.mention_only_channels == frozenset({"C1", "C2"})
+    assert settings.trigger is Trigger.MENTIONS
+    assert "xoxb-1" not in repr(settings)
+
+
+def test_without_an_app_token_the_bot_runs_in_http_mode() -> None:
+    settings = BotSettings()
+    assert not settings.socket_mode
+    assert settings.database_url == "sqlite:///matrec.db" and settings.port == 3000
