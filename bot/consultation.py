@@ -16,7 +16,7 @@ from bot.budget import UpdateBudget
 from bot.files import FileFetcher, FileRejected, SlackFile
 from bot.settings import BotSettings
 from bot.store import Consultation, ConsultationStatus, Store
-from bot.writer import MessageWriter
+from bot.writer import MessageWriter, post_reply
 from matrec.engine import Engine, Part
 from matrec.errors import BadInputError, MatrecError
 from matrec.images import ACCEPTED_FORMATS_TEXT
@@ -171,18 +171,10 @@ class Consultant:
     async def _post_board(self, upload: Upload, job: _Job) -> None:
         shown = blocks.board(None, part=job.part, context=upload.text, mode=self.mode)
         try:
-            response = await self.client.chat_postMessage(
-                channel=upload.channel,
-                thread_ts=upload.thread_ts,
-                text=shown.text,
-                blocks=shown.blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            ts = await post_reply(self.client, channel=upload.channel, thread_ts=upload.thread_ts, rendered=shown)
         except SlackApiError as error:
             log.warning("could not post the board in %s: %s", upload.channel, error.response.get("error"))
             return
-        ts = str(response["ts"])
         job.writer = MessageWriter(
             self.client,
             channel=upload.channel,
@@ -248,14 +240,7 @@ class Consultant:
     async def _notice(self, upload: Upload, message: str) -> None:
         rendered = blocks.notice(message)
         try:
-            await self.client.chat_postMessage(
-                channel=upload.channel,
-                thread_ts=upload.thread_ts,
-                text=rendered.text,
-                blocks=rendered.blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            await post_reply(self.client, channel=upload.channel, thread_ts=upload.thread_ts, rendered=rendered)
         except SlackApiError as error:
             log.warning("could not reply in %s: %s", upload.channel, error.response.get("error"))
 

@@ -111,20 +111,25 @@ class MessageWriter:
     async def _repost(self, rendered: Rendered, code: str) -> bool:
         log.info("board %s/%s is gone (%s); posting the final state anew", self.channel, self.ts, code)
         try:
-            response = await self._client.chat_postMessage(
-                channel=self.channel,
-                thread_ts=self.thread_ts,
-                text=rendered.text,
-                blocks=rendered.blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            self.ts = await post_reply(self._client, channel=self.channel, thread_ts=self.thread_ts, rendered=rendered)
         except SlackApiError as error:
             log.warning("posting the final board failed: %s", error.response.get("error"))
             return False
-        self.ts = str(response["ts"])
         self._shown = rendered
         return False
+
+
+async def post_reply(client: AsyncWebClient, *, channel: str, thread_ts: str, rendered: Rendered) -> str:
+    """Post `rendered` in the thread (no unfurling); returns the new message's ts."""
+    response = await client.chat_postMessage(
+        channel=channel,
+        thread_ts=thread_ts,
+        text=rendered.text,
+        blocks=rendered.blocks,
+        unfurl_links=False,
+        unfurl_media=False,
+    )
+    return str(response["ts"])
 
 
 def _retry_after_s(error: SlackApiError) -> float:
