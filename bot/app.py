@@ -15,6 +15,9 @@ from bot.slack_text import mentions, plain_text
 
 log = logging.getLogger(__name__)
 
+# The Events API subscriptions the listeners below rely on (manifest.yml lists exactly these).
+SUBSCRIBED_EVENTS = ("app_mention", "message.channels", "message.groups", "message.im")
+
 # Message subtypes that carry a person's new message; everything else (edits, deletions, joins,
 # the bot's own posts) is ignored before any work.
 _NEW_MESSAGE_SUBTYPES = {None, "file_share", "thread_broadcast"}

@@ -88,7 +88,7 @@ class Consultant:
 
     def start(self, upload: Upload) -> None:
         """Handle `upload` in the background; the task is kept until it ends."""
-        task = asyncio.create_task(self.handle(upload), name=f"consultation {upload.channel}/{upload.ts}")
+        task = asyncio.create_task(self._guarded(upload), name=f"consultation {upload.channel}/{upload.ts}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -101,6 +101,12 @@ class Consultant:
         """Wait for every running consultation to finish."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _guarded(self, upload: Upload) -> None:
+        try:
+            await self.handle(upload)
+        except Exception:  # the process stays up and other consultations go on; the bug is logged
+            log.exception("handling %s/%s failed", upload.channel, upload.ts)
 
     async def handle(self, upload: Upload) -> None:
         """The whole flow for one upload; duplicates (redeliveries) end at the claim."""
