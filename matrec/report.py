@@ -1,4 +1,4 @@
-"""Plain renderings of a recommendation: the JSON shape and Markdown text shared by CLI and bot."""
+"""Plain renderings of a recommendation: the JSON shape, and the names and footer shared by CLI and bot."""
 
 from __future__ import annotations
 
@@ -66,41 +66,6 @@ def error_json(part: str, error: MatrecError) -> dict[str, Any]:
 def label(material: MaterialClass) -> str:
     """A class's display name."""
     return PROFILES[material].label
-
-
-def branch_markdown(result: BranchResult) -> str:
-    """A branch's analysis in a few Markdown lines (or why it failed)."""
-    name = label(result.material) + (f" ({result.condition.split(':')[0]})" if result.condition else "")
-    analysis = result.analysis
-    if analysis is None:
-        return f"**{name}**: could not be assessed: {result.error}"
-    verdict = "recommended" if analysis.recommended else "not recommended"
-    lines = [f"**{name}**: {analysis.suitability}/10, {verdict}. {analysis.summary}"]
-    lines.append("+ " + "; ".join(analysis.strengths))
-    lines.append("- " + "; ".join(analysis.concerns))
-    lines.append("Grades: " + ", ".join(analysis.example_grades))
-    if analysis.hard_screen:
-        lines.append(f"Screened out: {analysis.hard_screen}")
-    return "\n".join(lines)
-
-
-def recommendation_markdown(rec: Recommendation) -> str:
-    """The whole recommendation as Markdown."""
-    runner = f", runner-up **{label(rec.runner_up)}**" if rec.runner_up else ""
-    lines = [f"**Best: {label(rec.best)}**{runner} (confidence: {rec.confidence})", "", rec.rationale, ""]
-    scores = ", ".join(
-        f"{m.value} {score:g}" if score is not None else f"{m.value} n/a" for m, score in rec.scores.items()
-    )
-    lines.append(f"Calibrated scores (1-10): {scores}")
-    for screen in rec.screened_out:
-        lines.append(f"Screened out: {screen.material.value}: {screen.reason}")
-    if rec.missing:
-        lines.append("Could not be assessed: " + ", ".join(m.value for m in rec.missing))
-    if rec.questions:
-        lines.append("Questions that would sharpen this: " + " ".join(rec.questions))
-    lines.extend(rec.notes)
-    lines.append(footer(rec))
-    return "\n".join(lines)
 
 
 def footer(rec: Recommendation) -> str:
