@@ -73,12 +73,9 @@ def single_task() -> str:
     return _load("single").replace("{criteria}", criteria)
 
 
-def aggregate_task(context: str, branches: Sequence[BranchResult]) -> str:
-    """The aggregation call's user turn: the part and every analysis side by side."""
-    parts = [
-        "<task>aggregate</task>",
-        f"<part_context>\n{_escape(context.strip()) or _NO_CONTEXT}\n</part_context>",
-    ]
+def aggregate_task(branches: Sequence[BranchResult]) -> str:
+    """The aggregation call's instructions: every analysis side by side (the part is in `shared_text`)."""
+    parts = ["<task>aggregate</task>"]
     for result in branches:
         if result.analysis is None:
             continue

@@ -214,8 +214,8 @@ class Run:
                     reply = await self.engine.claude.structured(
                         system=prompting.aggregator_system(),
                         image=None,
-                        shared_text=prompting.shared_text(self.part.context, has_image=self.image is not None),
-                        task_text=prompting.aggregate_task(self.part.context, branches),
+                        shared_text=self.shared_text,
+                        task_text=prompting.aggregate_task(branches),
                         output=AggregateVerdict,
                         max_tokens=self.settings.aggregate_max_tokens,
                         cache_prefix=False,

@@ -53,6 +53,8 @@ async def test_every_branch_gets_the_image_and_the_context(engine: Engine, emula
     assert sorted(r.kind.material or "" for r in branches) == sorted(m.value for m in CLASS_ORDER)
     assert all(r.image_sizes == [(640, 480)] for r in branches)
     assert all("20 kg pump" in str(r.body["messages"]) for r in branches)
+    (aggregation,) = [r for r in emulator.requests if r.kind.kind == "aggregate"]
+    assert str(aggregation.body["messages"]).count("20 kg pump") == 1  # the part once, then the analyses
 
 
 async def test_progress_reports_every_state_change_with_a_full_snapshot(engine: Engine) -> None:
