@@ -10,6 +10,9 @@ The real slack_sdk / slack_bolt clients talk to it unchanged, pointed at it by b
         envelope_id = await slack.deliver_event(slack.upload_message("C0GENERAL", "U1", "", [file]))
         await slack.wait_for_ack(envelope_id)
 
+Failures come scripted: `ratelimit_next` answers 429s, `fail_transport` drops, resets or stalls the
+next calls of a method (no HTTP answer at all), `message_deleted` removes any message, the bot's too.
+
 The workspace starts with users U1 (alice), U2 (bob), the bot user, and #general (C0GENERAL) holding
 all of them. Every state change wakes `wait_until`, so tests wait on conditions, never on sleeps.
 """
@@ -27,6 +30,7 @@ from types import TracebackType
 from aiohttp import web
 
 from emulators.slack_events import EventFactory, rich_text_blocks
+from emulators.slack_faults import STALL_S, TransportFault, TransportFaults
 from emulators.slack_files import FileDownload, FileHost, HostedFile
 from emulators.slack_foreign import ForeignHost, ForeignRequest
 from emulators.slack_http import HttpDelivery, post_signed, url_verification_body
@@ -59,6 +63,7 @@ __all__ = [
     "MessageVersion",
     "SlackEmulator",
     "SocketConnection",
+    "TransportFault",
     "User",
 ]
 
@@ -100,6 +105,7 @@ class SlackEmulator:
         self.events = EventFactory(self.identity, self.workspace, self.files)
         self.socket = SocketModeServer(self.identity, self.signal, random.Random(seed))
         self.limits = RateLimits()
+        self.faults = TransportFaults(self.signal)
         self.options = WebOptions()
         methods = WebMethods(
             self.identity,
@@ -111,7 +117,7 @@ class SlackEmulator:
             self.options,
             self._echo,
         )
-        self.web = WebApi(self.identity, methods.specs(), self.limits, self.signal)
+        self.web = WebApi(self.identity, methods.specs(), self.limits, self.faults, self.signal)
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self.web.handle)
         app.router.add_get(SOCKET_PATH, self.socket.handle)
@@ -130,7 +136,8 @@ class SlackEmulator:
         return await self._server.start()
 
     async def stop(self) -> None:
-        """Close open sockets (quickly, even with a client connected) and stop serving."""
+        """Close open sockets (quickly, even with a client connected or a call stalled) and stop serving."""
+        self.faults.release()
         for task in list(self._echo_tasks):
             task.cancel()
         await asyncio.gather(*self._echo_tasks, return_exceptions=True)
@@ -268,6 +275,19 @@ class SlackEmulator:
         """429s served, by method."""
         return self.limits.served
 
+    def fail_transport(self, method: str, fault: TransportFault, count: int = 1, *, stall_s: float = STALL_S) -> None:
+        """Make the next `count` calls to `method` get no HTTP answer: the connection drops, resets or stalls."""
+        self.faults.fail_next(method, fault, count, stall_s=stall_s)
+
+    def clear_transport_faults(self, method: str | None = None) -> None:
+        """Forget the transport faults still queued for one method, or for all."""
+        self.faults.clear(method)
+
+    @property
+    def transport_faults_served(self) -> Counter[str]:
+        """Transport faults inflicted so far, by method (counted when the call arrives)."""
+        return self.faults.served
+
     def enable_streaming(self, enabled: bool = True, *, idle_expiry_s: float = STREAM_IDLE_EXPIRY_S) -> None:
         """Let chat.startStream/appendStream/stopStream work (default: they answer feature_disabled)."""
         self.options.streaming_enabled = enabled
@@ -355,7 +375,7 @@ class SlackEmulator:
         return self.events.message_changed(channel, previous, self.workspace.render(message))
 
     def message_deleted(self, channel: str, ts: str) -> JsonDict:
-        """Delete a stored message and return the `message_deleted` event."""
+        """Delete a stored message (a person's, or the bot's as an admin can) and return `message_deleted`."""
         message = self.workspace.message(channel, ts)
         previous = self.workspace.render(message)
         self.workspace.delete(message)

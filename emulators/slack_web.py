@@ -1,4 +1,4 @@
-"""The Web API router: parses query/form/JSON requests, authenticates, rate-limits, records calls."""
+"""The Web API router: parses query/form/JSON requests, injects transport faults, authenticates, rate-limits."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from typing import Any, Literal
 from aiohttp import web
 
 from emulators.slack_errors import ApiError
+from emulators.slack_faults import TransportFaults
 from emulators.slack_identity import AppIdentity, JsonDict
 from emulators.slack_ratelimit import RateLimits
 from emulators.slack_signal import StateSignal
 
 TokenKind = Literal["bot", "app"]
 Encoding = Literal["query", "form", "json", "multipart"]
+
+_NEVER_SENT = 499  # nginx's "client closed request": a status only our own logs could show
 
 # Structured fields that arrive as JSON strings when a client form-encodes them.
 _JSON_STRING_FIELDS = ("blocks", "attachments", "chunks", "metadata", "unfurls")
@@ -96,18 +99,22 @@ class WebApi:
         identity: AppIdentity,
         methods: Mapping[str, MethodSpec],
         limits: RateLimits,
+        faults: TransportFaults,
         signal: StateSignal,
     ) -> None:
         self.identity = identity
         self.methods = methods
         self.limits = limits
+        self.faults = faults
         self.signal = signal
         self.calls: list[ApiCall] = []
 
     async def handle(self, request: web.Request) -> web.Response:
-        """Answer one Web API request and record it in `calls`."""
+        """Answer one Web API request and record it in `calls` (a transport fault is neither)."""
         method = request.match_info["method"]
         params, encoding, body_is_valid = await _read_params(request)
+        if await self.faults.strike(method, request):
+            return web.Response(status=_NEVER_SENT)  # the connection is gone: nothing reaches the client
         # Slack ignores a token inside a JSON body: JSON callers must send it as a bearer header.
         token = _bearer(request) or (request.query.get("token") if encoding == "json" else _pop_token(params))
         status, headers = 200, {"X-OAuth-Scopes": ",".join(sorted(self.identity.scopes))}

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from emulators.slack import ForeignHost, LoopbackServer, SlackEmulator
+from emulators.slack import ForeignHost, LoopbackServer, SlackEmulator, TransportFault
 
 GENERAL = "C0GENERAL"
 ALICE = "U1"
@@ -297,6 +297,85 @@ async def test_a_token_bucket_limits_bursts_per_channel(slack: SlackEmulator, cl
     await client.chat_postMessage(channel=other.id, text="elsewhere")
     assert third.response.status_code == 429
     assert int(third.response.headers["Retry-After"]) >= 1
+
+
+# --- transport faults ------------------------------------------------------------------------------
+
+
+def bare_client(slack: SlackEmulator, *, timeout_s: int = 30) -> AsyncWebClient:
+    """A client without retry handlers, so each fault reaches the caller as it happened."""
+    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, timeout=timeout_s, retry_handlers=[])
+
+
+async def test_a_dropped_connection_is_server_disconnected_and_changes_nothing(slack: SlackEmulator) -> None:
+    client = bare_client(slack)
+    ts = (await client.chat_postMessage(channel=GENERAL, text="a"))["ts"]
+    slack.fail_transport("chat.update", TransportFault.DISCONNECT)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_update(channel=GENERAL, ts=ts, text="b")
+    assert slack.message(GENERAL, ts).text == "a"
+    assert slack.transport_faults_served["chat.update"] == 1
+    assert slack.calls_to("chat.update") == []  # no answer, so no recorded call
+    await client.chat_update(channel=GENERAL, ts=ts, text="c")  # only the next call failed
+    assert slack.message(GENERAL, ts).text == "c"
+
+
+async def test_a_reset_connection_is_a_connection_reset_by_peer(slack: SlackEmulator) -> None:
+    client = bare_client(slack)
+    slack.fail_transport("chat.postMessage", TransportFault.RESET)
+    with pytest.raises(aiohttp.ClientOSError, match="Connection reset by peer"):
+        await client.chat_postMessage(channel=GENERAL, text="a")
+    assert slack.history(GENERAL) == []
+
+
+async def test_a_stalled_call_times_out_in_a_client_that_gives_up_first(slack: SlackEmulator) -> None:
+    client = bare_client(slack, timeout_s=1)
+    ts = (await client.chat_postMessage(channel=GENERAL, text="a"))["ts"]
+    slack.fail_transport("chat.update", TransportFault.STALL)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await client.chat_update(channel=GENERAL, ts=ts, text="b")
+    assert 0.9 < time.monotonic() - started < 2.0
+    assert slack.message(GENERAL, ts).text == "a"
+
+
+async def test_a_stall_ends_in_a_dropped_connection_for_a_patient_client(slack: SlackEmulator) -> None:
+    client = bare_client(slack)
+    slack.fail_transport("auth.test", TransportFault.STALL, stall_s=0.05)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.auth_test()
+
+
+async def test_the_default_connection_retry_rides_out_one_drop_but_not_a_second(slack: SlackEmulator) -> None:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)  # slack_sdk's default: one retry
+    slack.fail_transport("auth.test", TransportFault.DISCONNECT)
+    slack.fail_transport("auth.test", TransportFault.RESET)  # queued behind the first
+    with pytest.raises(aiohttp.ClientOSError):
+        await client.auth_test()
+    assert slack.transport_faults_served["auth.test"] == 2
+    assert (await client.auth_test())["ok"]
+
+
+async def test_stop_is_quick_with_a_call_stalled() -> None:
+    slack = SlackEmulator()
+    await slack.start()
+    slack.fail_transport("auth.test", TransportFault.STALL)
+    call = asyncio.create_task(bare_client(slack).auth_test())
+    await slack.wait_until(lambda: slack.transport_faults_served["auth.test"] == 1, WAIT_S)
+    started = time.monotonic()
+    await slack.stop()
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await call
+
+
+async def test_a_bot_message_deleted_mid_run_answers_updates_with_message_not_found(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    ts = (await client.chat_postMessage(channel=GENERAL, text="board"))["ts"]
+    slack.message_deleted(GENERAL, ts)  # e.g. a workspace admin removed it
+    gone = await api_error(client.chat_update(channel=GENERAL, ts=ts, text="update"))
+    assert (gone.response.status_code, gone.response["error"]) == (200, "message_not_found")
 
 
 # --- files ----------------------------------------------------------------------------------------
