@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from matrec.errors import CallFailure
 from matrec.materials import MaterialClass
+from matrec.models import Prices
 from matrec.schema import BranchAnalysis, Confidence, ScreenedOut
-from matrec.settings import Mode, Prices, Strategy
+from matrec.settings import Mode, Strategy
 
 _MTOK = 1_000_000
 
@@ -74,28 +75,36 @@ class BranchResult(_Result):
 
 
 class UsageReport(_Result):
-    """Tokens and estimated cost of a consultation."""
+    """Tokens and estimated cost of a consultation; `cost_usd` is None when the model has no price."""
 
     branches: TokenUsage
     aggregation: TokenUsage
     total: TokenUsage
-    cost_usd: float
+    cost_usd: float | None
     calls: int
+    model: str = ""
 
 
 class Timing(_Result):
-    """Where a consultation's time went, in seconds."""
+    """Where a consultation's time went, in seconds.
+
+    `branch_path_s` is the longest branch measured from when it was ready, without time spent
+    queueing for a concurrency slot: its wait for the cache primer (if any) plus its calls. So
+    `critical_path_s` (that plus aggregation) is the least wall time the calls allowed, and never
+    more than `wall_s`.
+    """
 
     wall_s: float
     slowest_branch_s: float
     aggregation_s: float
     prepare_s: float
-    prime_wait_s: float = 0.0
+    prime_wait_s: float = 0.0  # the primer's time to first byte
+    branch_path_s: float = 0.0
 
     @property
     def critical_path_s(self) -> float:
-        """The least wall time the calls allow: the cache primer's wait, the slowest branch, aggregation."""
-        return self.prime_wait_s + self.slowest_branch_s + self.aggregation_s
+        """The least wall time the calls allowed: the longest branch path, then aggregation."""
+        return self.branch_path_s + self.aggregation_s
 
 
 class ImageInfo(_Result):
