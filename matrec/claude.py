@@ -1,13 +1,20 @@
-"""The one adapter to Claude: structured answers over a stream, errors mapped to ours.
+"""The one adapter to Claude: one structured answer over one stream, errors mapped to ours.
 
 Every call streams, so the engine learns when a response starts (the moment a cached prefix
-becomes readable by other requests) and can time the first token. The answer is validated here
-against the requested pydantic model; refusals, truncation and invalid JSON become
-`ModelCallError`s with a readable reason, as do API errors left after the SDK's own retries.
+becomes readable by other requests) and can time the first byte. The answer is read by block type
+(Claude 5.x sends a thinking block before the text) and validated here against the requested
+pydantic model; refusals, truncation and invalid JSON become `ModelCallError`s with a readable
+reason, as do API and transport errors.
+
+The SDK's own retries are off (`max_retries=0`): `matrec.retry` is the one retry loop, outside the
+concurrency slot, honouring retry-after within the branch's deadline. So each `structured()` call
+is exactly one HTTP attempt, and its error carries what the loop needs (`kind`, `retry_after_s`).
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +27,7 @@ from anthropic.types import MessageParam, TextBlockParam
 
 from matrec.errors import CallFailure, ConfigError, ModelCallError
 from matrec.images import PreparedImage
+from matrec.models import Effort, model_info
 from matrec.results import TokenUsage
 from matrec.settings import EngineSettings
 
@@ -27,7 +35,10 @@ T = TypeVar("T", bound=pydantic.BaseModel)
 
 _EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 _OVERLOADED_STATUS = 529
-_HTTP_TOO_MANY_REQUESTS = 429
+_UNAVAILABLE_STATUS = 503
+_TOO_MANY_REQUESTS_STATUS = 429
+_RETRYABLE_CLIENT_STATUSES = frozenset({408, 409})
+_MS_PER_S = 1000.0
 
 
 @dataclass(frozen=True)
@@ -40,23 +51,6 @@ class Reply(Generic[T]):
     first_token_s: float
 
 
-class _SpendLimitReachedError(Exception):
-    """A 429 without retry-after: a spend or usage limit, which retrying cannot fix."""
-
-
-class _NoRetryOnSpendLimit(anthropic.Middleware):
-    """Stops the SDK from retrying spend-limit 429s (it retries every 429 otherwise)."""
-
-    async def handle_async(self, request: Any, call_next: Any) -> Any:
-        response = await call_next(request)
-        status = response.status_code
-        headers = response.headers
-        if status == _HTTP_TOO_MANY_REQUESTS and "retry-after" not in headers and "retry-after-ms" not in headers:
-            await response.http_response.aclose()  # else its connection never returns to the pool
-            raise _SpendLimitReachedError
-        return response
-
-
 def _usage(message: Any) -> TokenUsage:
     usage = message.usage
     return TokenUsage(
@@ -67,28 +61,74 @@ def _usage(message: Any) -> TokenUsage:
     )
 
 
-def _status_failure(error: anthropic.APIStatusError) -> ModelCallError:
-    status = error.status_code
+def retry_after_s(headers: Any) -> float | None:
+    """The wait the API asks for (`retry-after-ms`, or `retry-after` as seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            return max(float(raw_ms) / _MS_PER_S, 0.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(raw)
+        return None if parsed is None else max(email.utils.mktime_tz(parsed) - time.time(), 0.0)
+
+
+def _api_message(error: anthropic.APIStatusError) -> tuple[str, str]:
+    """The API's own error type and message, not the SDK's dict rendering."""
     body = error.body if isinstance(error.body, dict) else {}
-    detail = body.get("error", {}) if isinstance(body.get("error"), dict) else {}
-    error_type = str(detail.get("type", ""))
+    detail = body.get("error") if isinstance(body.get("error"), dict) else body
+    error_type = str(detail.get("type", "")) if isinstance(detail, dict) else ""
+    message = str(detail.get("message", "")) if isinstance(detail, dict) else ""
+    return error_type, message or str(error.body or error.message)
+
+
+def _status_failure(error: anthropic.APIStatusError, model: str) -> ModelCallError:
+    status = error.status_code
+    error_type, message = _api_message(error)
+    said = f"{status} {error_type}: {message}" if error_type else f"{status}: {message}"
+    wait_s = retry_after_s(error.response.headers) if error.response is not None else None
+    if status < 400 and error_type not in ("overloaded_error", "rate_limit_error"):
+        # an `error` event after the stream started: the answer broke off
+        return ModelCallError(CallFailure.DROPPED, f"Claude's answer broke off with an error ({error_type}: {message})")
     if status == _OVERLOADED_STATUS or error_type == "overloaded_error":
-        return ModelCallError(CallFailure.OVERLOADED, "Claude is overloaded right now (529), even after retries")
-    if isinstance(error, anthropic.RateLimitError):
-        return ModelCallError(CallFailure.RATE_LIMITED, "Claude's rate limit was still hit after retries (429)")
+        return ModelCallError(CallFailure.OVERLOADED, f"Claude is overloaded right now ({said})", retry_after_s=wait_s)
+    if status == _TOO_MANY_REQUESTS_STATUS:
+        if wait_s is None:
+            reason = f"the Anthropic account's spend limit is reached ({said}); not retried"
+            return ModelCallError(CallFailure.SPEND_LIMIT, reason)
+        return ModelCallError(CallFailure.RATE_LIMITED, f"Claude's rate limit was hit ({said})", retry_after_s=wait_s)
+    if status == _UNAVAILABLE_STATUS:
+        return ModelCallError(
+            CallFailure.UNAVAILABLE, f"Claude is temporarily unavailable ({said})", retry_after_s=wait_s
+        )
+    if status >= 500 or status in _RETRYABLE_CLIENT_STATUSES:
+        return ModelCallError(CallFailure.SERVER_ERROR, f"Claude had a server error ({said})", retry_after_s=wait_s)
     if isinstance(error, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
-        return ModelCallError(CallFailure.AUTH, f"Claude rejected the API key ({status})")
-    if status >= 500:
-        return ModelCallError(CallFailure.SERVER_ERROR, f"Claude had a server error ({status}), even after retries")
-    return ModelCallError(CallFailure.BAD_REQUEST, f"Claude rejected the request ({status}): {error.message}")
+        return ModelCallError(CallFailure.AUTH, f"Claude rejected the API key ({said}); check ANTHROPIC_API_KEY")
+    if isinstance(error, anthropic.NotFoundError):
+        return ModelCallError(CallFailure.BAD_REQUEST, f"Claude has no model {model!r} ({said}); check MATREC_MODEL")
+    return ModelCallError(CallFailure.BAD_REQUEST, f"Claude rejected the request ({said})")
 
 
 class Claude:
     """Structured calls to one Claude model through a shared AsyncAnthropic client."""
 
-    def __init__(self, client: anthropic.AsyncAnthropic, model: str) -> None:
+    def __init__(self, client: anthropic.AsyncAnthropic, model: str, *, request_timeout_s: float | None = None) -> None:
         self._client = client
         self.model = model
+        self.request_timeout_s = request_timeout_s
+        info = model_info(model)
+        # A model we do not know gets effort as configured: every current model with adaptive thinking takes it.
+        self.takes_effort = info.takes_effort if info else True
+        self.max_output_tokens = info.max_output_tokens if info else None
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> Claude:
@@ -102,10 +142,14 @@ class Claude:
             api_key=settings.anthropic_api_key.get_secret_value(),
             base_url=settings.anthropic_base_url,
             timeout=settings.request_timeout_s,
-            max_retries=settings.max_retries,
-            middleware=[_NoRetryOnSpendLimit()],
+            max_retries=0,  # matrec.retry is the one retry loop
         )
-        return cls(client, settings.model)
+        return cls(client, settings.model, request_timeout_s=settings.request_timeout_s)
+
+    @property
+    def base_url(self) -> str:
+        """Where the Messages API is reached, for messages that name it."""
+        return str(self._client.base_url).rstrip("/")
 
     async def aclose(self) -> None:
         """Release the HTTP connections."""
@@ -121,10 +165,14 @@ class Claude:
         output: type[T],
         max_tokens: int,
         cache_prefix: bool,
+        effort: Effort | None = None,
         on_started: Callable[[], None] | None = None,
     ) -> Reply[T]:
-        """Ask for an answer of type `output`; the prefix (system, image, shared_text) is cacheable."""
+        """One attempt at an answer of type `output`; the prefix (system, image, shared_text) is cacheable."""
         messages = _messages(image, shared_text, task_text, cache_prefix)
+        output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": _schema(output)}}
+        if effort is not None and self.takes_effort:
+            output_config["effort"] = effort
         started = time.perf_counter()
         first_token_s = 0.0
         try:
@@ -133,7 +181,7 @@ class Claude:
                 max_tokens=max_tokens,
                 system=[TextBlockParam(type="text", text=system)],
                 messages=messages,
-                output_config={"format": {"type": "json_schema", "schema": _schema(output)}},
+                output_config=output_config,  # type: ignore[arg-type]  # a TypedDict built as a dict
             ) as stream:
                 async for event in stream:
                     if event.type == "message_start":
@@ -141,33 +189,43 @@ class Claude:
                         if on_started is not None:
                             on_started()
                 message = await stream.get_final_message()
-        except _SpendLimitReachedError:
-            raise ModelCallError(
-                CallFailure.SPEND_LIMIT, "the Anthropic account's spend limit is reached; not retried"
-            ) from None
         except anthropic.APITimeoutError:
-            raise ModelCallError(CallFailure.TIMEOUT, "Claude did not answer in time, even after retries") from None
-        except anthropic.APIConnectionError:
-            raise ModelCallError(CallFailure.CONNECTION, "could not reach Claude (connection failed)") from None
+            raise ModelCallError(
+                CallFailure.TIMEOUT, f"Claude did not answer within the {self._timeout_text()} request timeout"
+            ) from None
+        except anthropic.APIConnectionError as error:
+            cause = error.__cause__ or error
+            raise ModelCallError(
+                CallFailure.CONNECTION, f"could not reach Claude at {self.base_url} ({type(cause).__name__}: {cause})"
+            ) from None
         except anthropic.APIStatusError as error:
-            raise _status_failure(error) from None
+            raise _status_failure(error, self.model) from None
         except httpx2.TimeoutException:  # a mid-stream read timeout is a TransportError too: catch it first
             raise ModelCallError(CallFailure.TIMEOUT, "Claude stalled mid-answer (read timed out)") from None
         except httpx2.TransportError:
-            raise ModelCallError(CallFailure.CONNECTION, "the connection to Claude dropped mid-answer") from None
+            raise ModelCallError(CallFailure.DROPPED, "the connection to Claude dropped mid-answer") from None
+        except json.JSONDecodeError:
+            raise ModelCallError(CallFailure.DROPPED, "Claude's answer stream sent a chunk that is not JSON") from None
         elapsed_s = time.perf_counter() - started
         usage = _usage(message)
-        return Reply(_validate(message, output), usage, elapsed_s, first_token_s)
+        return Reply(_validate(message, output, max_tokens, usage), usage, elapsed_s, first_token_s)
+
+    def _timeout_text(self) -> str:
+        return f"{self.request_timeout_s:g} s" if self.request_timeout_s is not None else "configured"
 
 
-def _validate(message: Any, output: type[T]) -> T:
+def _validate(message: Any, output: type[T], max_tokens: int, usage: TokenUsage) -> T:
     stop_reason = message.stop_reason
     if stop_reason == "refusal":
-        raise ModelCallError(CallFailure.REFUSED, "Claude declined to assess this part")
+        raise ModelCallError(CallFailure.REFUSED, "Claude declined to assess this part", usage=usage)
     if stop_reason == "max_tokens":
-        raise ModelCallError(CallFailure.TRUNCATED, "Claude's answer was cut off at the token limit")
+        raise ModelCallError(
+            CallFailure.TRUNCATED,
+            f"Claude's answer was cut off at the {max_tokens:,}-token limit (thinking counts against it)",
+            usage=usage,
+        )
     if stop_reason is None:
-        raise ModelCallError(CallFailure.CONNECTION, "Claude's answer stopped before it was complete")
+        raise ModelCallError(CallFailure.DROPPED, "Claude's answer stopped before it was complete", usage=usage)
     text = "".join(block.text for block in message.content if block.type == "text")
     try:
         return output.model_validate_json(text)
@@ -175,7 +233,7 @@ def _validate(message: Any, output: type[T]) -> T:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "answer"
         raise ModelCallError(
-            CallFailure.INVALID_OUTPUT, f"Claude's answer did not fit the schema ({where}: {first['msg']})"
+            CallFailure.INVALID_OUTPUT, f"Claude's answer did not fit the schema ({where}: {first['msg']})", usage=usage
         ) from None
 
 

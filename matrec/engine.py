@@ -3,29 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 
+from matrec.admission import Admission
 from matrec.claude import Claude
-from matrec.errors import BadInputError, MatrecError, RunTimeoutError
+from matrec.errors import BadInputError, MatrecError, RunTimeoutError, unexpected
 from matrec.images import PreparedImage, prepare_image
 from matrec.limiter import Limiter
 from matrec.options import MAX_CONTEXT_CHARS, Part, RunOptions
 from matrec.progress import ProgressSink
 from matrec.results import Recommendation
+from matrec.retry import Caller
 from matrec.run import Run
 from matrec.settings import EngineSettings
 
 __all__ = ["MAX_CONTEXT_CHARS", "Engine", "Part", "RunOptions"]
 
+log = logging.getLogger(__name__)
+
 
 class Engine:
-    """Runs consultations; every run made through one Engine shares its concurrency limiter."""
+    """Runs consultations; every run made through one Engine shares its bounds.
+
+    `limiter` bounds Claude calls in flight, `admission` the consultations running at once
+    (callers that download before evaluating, like the bot, take a ticket themselves; so does
+    `evaluate_many`), and image decodes are bounded too, since each holds a full-size bitmap.
+    """
 
     def __init__(self, claude: Claude, settings: EngineSettings, limiter: Limiter | None = None) -> None:
         self.claude = claude
         self.settings = settings
         self.limiter = limiter or Limiter(settings.concurrency)
+        self.caller = Caller(claude, self.limiter, max_retries=settings.max_retries)
+        self.admission = Admission(settings.max_consultations)
+        self._decodes = asyncio.Semaphore(settings.max_decodes)
 
     async def evaluate(
         self, part: Part, options: RunOptions | None = None, on_progress: ProgressSink | None = None
@@ -50,13 +63,17 @@ class Engine:
         options: RunOptions | None = None,
         on_progress: ProgressSink | None = None,
     ) -> list[Recommendation | MatrecError]:
-        """Analyse several parts together under the shared bound; results in input order."""
+        """Analyse several parts under the shared bounds; results in input order, one failure never stops the rest."""
 
         async def one(part: Part) -> Recommendation | MatrecError:
             try:
-                return await self.evaluate(part, options, on_progress)
+                async with self.admission.ticket():
+                    return await self.evaluate(part, options, on_progress)
             except MatrecError as error:
                 return error
+            except Exception as error:  # isolation boundary: this part fails, the others go on; logged
+                log.exception("the consultation of %s failed unexpectedly", part.label)
+                return MatrecError(unexpected(error))
 
         return list(await asyncio.gather(*(one(p) for p in parts)))
 
@@ -71,11 +88,12 @@ class Engine:
                 raise BadInputError("Nothing to analyse: send a photo of the part, or describe it in text.")
             return None
         s = self.settings
-        return await asyncio.to_thread(
-            prepare_image,
-            part.image,
-            max_edge_px=s.max_image_edge_px,
-            max_bytes=s.max_image_bytes,
-            max_pixels=s.max_image_pixels,
-            max_payload_bytes=s.max_image_payload_bytes,
-        )
+        async with self._decodes:
+            return await asyncio.to_thread(
+                prepare_image,
+                part.image,
+                max_edge_px=s.max_image_edge_px,
+                max_bytes=s.max_image_bytes,
+                max_pixels=s.max_image_pixels,
+                max_payload_bytes=s.max_image_payload_bytes,
+            )

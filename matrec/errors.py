@@ -17,6 +17,10 @@ helps, what is accepted instead.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matrec.results import TokenUsage
 
 
 class MatrecError(Exception):
@@ -62,22 +66,43 @@ class CallFailure(StrEnum):
     """Why one Claude call failed."""
 
     TIMEOUT = "timeout"
-    RATE_LIMITED = "rate_limited"
-    OVERLOADED = "overloaded"
-    SERVER_ERROR = "server_error"
-    CONNECTION = "connection"
-    SPEND_LIMIT = "spend_limit"
+    RATE_LIMITED = "rate_limited"  # 429 with retry-after
+    OVERLOADED = "overloaded"  # 529, or overloaded_error mid-stream
+    UNAVAILABLE = "unavailable"  # 503
+    SERVER_ERROR = "server_error"  # other 5xx, 408, 409
+    CONNECTION = "connection"  # no response at all
+    DROPPED = "dropped"  # the answer's stream broke off, or sent something that is not an event
+    SPEND_LIMIT = "spend_limit"  # 429 without retry-after: retrying cannot help
     AUTH = "auth"
     BAD_REQUEST = "bad_request"
     REFUSED = "refused"
-    TRUNCATED = "truncated"
+    TRUNCATED = "truncated"  # stop_reason max_tokens: thinking plus answer reached the limit
     INVALID_OUTPUT = "invalid_output"
+    UNEXPECTED = "unexpected"  # anything else raised inside a branch (a bug; logged with its traceback)
 
 
 class ModelCallError(Exception):
-    """One Claude call failed after the SDK's retries; `reason` is readable by an engineer."""
+    """One Claude call failed; `reason` is readable by an engineer.
 
-    def __init__(self, kind: CallFailure, reason: str) -> None:
+    `retry_after_s` is the wait the API asked for; `usage` is what a completed but unusable answer
+    (cut off, refused, off-schema) was billed, so estimates count it.
+    """
+
+    def __init__(
+        self,
+        kind: CallFailure,
+        reason: str,
+        *,
+        retry_after_s: float | None = None,
+        usage: TokenUsage | None = None,
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+        self.retry_after_s = retry_after_s
+        self.usage = usage
+
+
+def unexpected(error: Exception) -> str:
+    """The reason shown for an exception nobody expected (its traceback goes to the log)."""
+    return f"an unexpected error on our side ({type(error).__name__}: {error}); it is logged"

@@ -1,10 +1,15 @@
-"""One bound on concurrent Claude calls, shared by every consultation in the process."""
+"""One bound on concurrent Claude calls, shared by every consultation in the process.
+
+A 429 from Claude pauses the whole process's new calls for its retry-after (`pause`), so the other
+calls wait here instead of hitting the same limit one by one. Calls already in flight go on.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import IntEnum
@@ -26,6 +31,7 @@ class Limiter:
         self.capacity = capacity
         self.in_use = 0
         self.peak = 0
+        self.paused_until = 0.0  # time.monotonic(); new calls wait until then
         self._order = itertools.count()
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
 
@@ -34,10 +40,21 @@ class Limiter:
         """How many callers are queued for a slot."""
         return sum(1 for _, _, future in self._waiters if not future.done())
 
+    def pause(self, seconds: float) -> None:
+        """Hold every new call back for `seconds` (Claude asked to wait that long); pauses only extend."""
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
     @asynccontextmanager
     async def slot(self, priority: Priority = Priority.BRANCH) -> AsyncIterator[None]:
-        """Hold one slot for the duration of the block."""
-        await self._acquire(priority)
+        """Hold one slot for the duration of the block, once any pause has passed."""
+        while True:
+            # A timed wait, not a synchronisation: the pause may be extended meanwhile, so check again.
+            while (wait_s := self.paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait_s)
+            await self._acquire(priority)
+            if self.paused_until <= time.monotonic():
+                break
+            self._release()  # a pause began while we queued: wait it out without the slot
         try:
             yield
         finally:

@@ -1,29 +1,46 @@
-"""One consultation in flight: its branches, its aggregation, and the recommendation they make."""
+"""One consultation in flight: its branches, its aggregation, and the recommendation they make.
+
+Each branch is an independent job: every failure inside it (an API error, a deadline, a stream
+that sends garbage, even a bug) becomes that branch's failed result with a reason, so siblings
+keep running and the TaskGroup only ever sees cancellation. A branch's deadline counts from when
+it was ready to start, so the wait for the cache primer is inside it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+
+import pydantic
 
 from matrec import aggregate, prompting
 from matrec.aggregate import InvalidVerdictError, Verdict
-from matrec.errors import CallFailure, ModelCallError, QuorumError
+from matrec.calltime import Clock
+from matrec.claude import Reply
+from matrec.errors import CallFailure, ModelCallError, QuorumError, unexpected
 from matrec.images import PreparedImage
 from matrec.limiter import Priority
 from matrec.materials import CLASS_ORDER, MaterialClass
 from matrec.options import Part, RunOptions
 from matrec.priming import PrimeGate
 from matrec.progress import BranchStatus, ProgressSink, RunSnapshot, StageStatus
-from matrec.results import BranchResult, ImageInfo, Recommendation, Timing, TokenUsage, UsageReport
-from matrec.schema import AggregateVerdict, BranchAnalysis, SingleVerdict
+from matrec.results import BranchResult, Recommendation, TokenUsage
+from matrec.retry import Ask
+from matrec.schema import AggregateVerdict, BranchAnalysis
 from matrec.settings import CacheStrategy, Mode, Strategy
+from matrec.single import run_single
+from matrec.summary import recommendation
 from matrec.tracker import Tracker
 
 if TYPE_CHECKING:
     from matrec.engine import Engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=pydantic.BaseModel)
 
 
 class Run:
@@ -58,9 +75,10 @@ class Run:
         )
         self.tracker = Tracker(snapshot, sink)
         self.branch_usage: list[TokenUsage] = []
-        self.aggregation_usage = TokenUsage()
+        self.aggregation_usage: list[TokenUsage] = []
         self.calls = 0
         self.slowest_s = 0.0
+        self.branch_path_s = 0.0
         self.aggregation_s = 0.0
         self.gate: PrimeGate | None = None
 
@@ -68,27 +86,66 @@ class Run:
         """Run the branches and the aggregation; raises QuorumError."""
         try:
             if self.options.mode is Mode.SINGLE:
-                branches, verdict = await self._single()
+                branches, verdict = await run_single(self)
             else:
                 branches = await self._branches()
-                self._check_quorum(branches)
+                self.check_quorum(branches)
                 verdict = await self._aggregate(branches)
         except QuorumError as error:
             self.tracker.failed(str(error))
             raise
-        recommendation = self._recommendation(branches, verdict, started, prepare_s)
-        self.tracker.done(recommendation)
-        return recommendation
+        result = recommendation(self, branches, verdict, started, prepare_s)
+        self.tracker.done(result)
+        return result
+
+    # -- calls ----------------------------------------------------------------------------------
+
+    def gate_for(self, calls: int) -> PrimeGate | None:
+        """A cache-priming gate when caching is `prime` and more than one call shares the prefix."""
+        if self.options.cache is CacheStrategy.PRIME and calls > 1:
+            self.gate = PrimeGate(self.settings.prime_wait_s)
+        return self.gate
+
+    async def ask(
+        self,
+        request: Ask[T],
+        *,
+        priority: Priority,
+        clock: Clock,
+        billed: list[TokenUsage],
+        gate: PrimeGate | None = None,
+        primer: bool = False,
+        on_first_attempt: Callable[[], None] | None = None,
+    ) -> Reply[T]:
+        """One call through the retry loop, within the call deadline counted from `clock.ready`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() - (time.perf_counter() - clock.ready) + self.settings.branch_timeout_s
+
+        def attempt() -> None:
+            if clock.first_attempt is None:
+                self.calls += 1
+                if primer and gate is not None:
+                    gate.arm()
+                if on_first_attempt is not None:
+                    on_first_attempt()
+            clock.attempt()
+
+        async with asyncio.timeout_at(deadline):
+            if gate is not None and not primer:
+                clock.gate_wait_s = await gate.wait()
+            return await self.engine.caller.ask(
+                request,
+                priority=priority,
+                deadline=deadline,
+                on_started=gate.open if primer and gate is not None else None,
+                on_attempt=attempt,
+                billed=billed,
+            )
 
     # -- branches -------------------------------------------------------------------------------
 
-    def _gate(self, calls: int) -> PrimeGate | None:
-        if self.options.cache is CacheStrategy.PRIME and calls > 1:
-            self.gate = PrimeGate()
-        return self.gate
-
     async def _branches(self) -> list[BranchResult]:
-        gate = self._gate(len(self.specs))
+        gate = self.gate_for(len(self.specs))
         async with asyncio.TaskGroup() as group:
             tasks = [
                 group.create_task(self._branch(i, material, condition, gate))
@@ -99,87 +156,75 @@ class Run:
     async def _branch(
         self, index: int, material: MaterialClass, condition: str | None, gate: PrimeGate | None
     ) -> BranchResult:
-        queued_at = time.perf_counter()
-        primer = gate if index == 0 else None
-        if gate is not None and primer is None:
-            await gate.wait()
+        clock = Clock()
+        billed: list[TokenUsage] = []
+        primer = gate is not None and index == 0
+        request = Ask(
+            system=prompting.branch_system(),
+            image=self.image,
+            shared_text=self.shared_text,
+            task_text=prompting.branch_task(material, condition),
+            output=BranchAnalysis,
+            max_tokens=self.settings.branch_max_tokens,
+            effort=self.settings.branch_effort,
+            cache_prefix=self.options.cache is CacheStrategy.PRIME,
+        )
+        failure: tuple[CallFailure, str] | None = None
+        analysis: BranchAnalysis | None = None
         try:
-            async with self.engine.limiter.slot(Priority.BRANCH):
-                queued_s = time.perf_counter() - queued_at
-                self.tracker.branch(index, BranchStatus.RUNNING)
-                if primer is not None:
-                    primer.arm()
-                result = await self._call_branch(
-                    material, condition, queued_s, primer.open if primer is not None else None
-                )
+            reply = await self.ask(
+                request,
+                priority=Priority.BRANCH,
+                clock=clock,
+                billed=billed,
+                gate=gate,
+                primer=primer,
+                on_first_attempt=lambda: self.tracker.branch(index, BranchStatus.RUNNING),
+            )
+            analysis = reply.value
+        except ModelCallError as error:
+            failure = (error.kind, error.reason)
+        except TimeoutError:
+            deadline = f"no answer within the {self.settings.branch_timeout_s:g} s branch deadline"
+            failure = (CallFailure.TIMEOUT, deadline)
+        except Exception as error:  # isolation boundary: a bug fails this branch only, and is logged
+            log.exception("branch %s of %s failed unexpectedly", material.value, self.part.label)
+            failure = (CallFailure.UNEXPECTED, unexpected(error))
         finally:
-            if primer is not None:
-                primer.open()  # never leave the others waiting on a primer that failed
+            if primer and gate is not None:
+                gate.open()  # never leave the others waiting on a primer that failed
+        result = self._result(material, condition, clock, billed, analysis, failure)
         self.tracker.branch(index, BranchStatus.DONE if result.ok else BranchStatus.FAILED, result)
         return result
 
-    async def _call_branch(
+    def _result(
         self,
         material: MaterialClass,
         condition: str | None,
-        queued_s: float,
-        on_started: Callable[[], None] | None,
+        clock: Clock,
+        billed: list[TokenUsage],
+        analysis: BranchAnalysis | None,
+        failure: tuple[CallFailure, str] | None,
     ) -> BranchResult:
-        started = time.perf_counter()
-        timeout_s = self.settings.branch_timeout_s
-        self.calls += 1
-        try:
-            async with asyncio.timeout(timeout_s):
-                reply = await self.engine.claude.structured(
-                    system=prompting.branch_system(),
-                    image=self.image,
-                    shared_text=self.shared_text,
-                    task_text=prompting.branch_task(material, condition),
-                    output=BranchAnalysis,
-                    max_tokens=self.settings.branch_max_tokens,
-                    cache_prefix=self.options.cache is CacheStrategy.PRIME,
-                    on_started=on_started,
-                )
-        except ModelCallError as error:
-            return self._failed(material, condition, error.kind, error.reason, queued_s, started)
-        except TimeoutError:
-            reason = f"no answer within the {timeout_s:g} s branch deadline"
-            return self._failed(material, condition, CallFailure.TIMEOUT, reason, queued_s, started)
-        elapsed_s = time.perf_counter() - started
+        queued_s, elapsed_s = clock.spans()
         self.slowest_s = max(self.slowest_s, elapsed_s)
-        self.branch_usage.append(reply.usage)
+        self.branch_path_s = max(self.branch_path_s, clock.gate_wait_s + elapsed_s)
+        usage = TokenUsage.total(billed)
+        self.branch_usage.append(usage)
         return BranchResult(
             material=material,
             condition=condition,
-            status="ok",
-            analysis=reply.value,
-            usage=reply.usage,
+            status="ok" if analysis is not None else "failed",
+            analysis=analysis,
+            error=failure[1] if failure else None,
+            failure=failure[0] if failure else None,
+            usage=usage,
             queued_s=queued_s,
             elapsed_s=elapsed_s,
         )
 
-    def _failed(
-        self,
-        material: MaterialClass,
-        condition: str | None,
-        kind: CallFailure,
-        reason: str,
-        queued_s: float,
-        started: float,
-    ) -> BranchResult:
-        elapsed_s = time.perf_counter() - started
-        self.slowest_s = max(self.slowest_s, elapsed_s)
-        return BranchResult(
-            material=material,
-            condition=condition,
-            status="failed",
-            error=reason,
-            failure=kind,
-            queued_s=queued_s,
-            elapsed_s=elapsed_s,
-        )
-
-    def _check_quorum(self, branches: Sequence[BranchResult]) -> None:
+    def check_quorum(self, branches: Sequence[BranchResult]) -> None:
+        """Raise QuorumError when too few classes were assessed."""
         assessed = {b.material for b in branches if b.ok}
         needed = min(self.options.quorum, len(CLASS_ORDER))
         if len(assessed) >= needed:
@@ -205,168 +250,41 @@ class Run:
         return verdict
 
     async def _aggregate_with_claude(self, branches: list[BranchResult]) -> Verdict:
-        started = time.perf_counter()
-        timeout_s = self.settings.branch_timeout_s
+        clock = Clock()
+        request = Ask(
+            system=prompting.aggregator_system(),
+            image=None,
+            shared_text=self.shared_text,
+            task_text=prompting.aggregate_task(branches),
+            output=AggregateVerdict,
+            max_tokens=self.settings.aggregate_max_tokens,
+            effort=self.settings.aggregate_effort,
+            cache_prefix=False,
+        )
         try:
-            async with self.engine.limiter.slot(Priority.AGGREGATION):
-                self.calls += 1
-                async with asyncio.timeout(timeout_s):
-                    reply = await self.engine.claude.structured(
-                        system=prompting.aggregator_system(),
-                        image=None,
-                        shared_text=self.shared_text,
-                        task_text=prompting.aggregate_task(branches),
-                        output=AggregateVerdict,
-                        max_tokens=self.settings.aggregate_max_tokens,
-                        cache_prefix=False,
-                    )
-            self.aggregation_usage = reply.usage
+            reply = await self.ask(request, priority=Priority.AGGREGATION, clock=clock, billed=self.aggregation_usage)
             return aggregate.from_claude(reply.value, branches)
-        except (ModelCallError, InvalidVerdictError, TimeoutError) as error:
-            reason = str(error) or f"no answer within {timeout_s:g} s"
-            fallback = aggregate.weighted(branches, self.options.weights)
-            note = f"Claude's comparison failed ({reason}); the deterministic weighted ranking is shown instead."
-            return Verdict(
-                fallback.best,
-                fallback.runner_up,
-                fallback.rationale,
-                "low",
-                fallback.scores,
-                fallback.screened_out,
-                notes=[note],
-            )
-        finally:
-            self.aggregation_s = time.perf_counter() - started
-
-    # -- single-prompt baseline -------------------------------------------------------------------
-
-    async def _single(self) -> tuple[list[BranchResult], Verdict]:
-        samples = self.options.samples if self.options.strategy is Strategy.VOTE else 1
-        for index in range(len(self.specs)):
-            self.tracker.branch(index, BranchStatus.RUNNING)
-        gate = self._gate(samples)
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._single_call(i, gate)) for i in range(samples)]
-        answers = [t.result() for t in tasks]
-        verdicts = [a for a in answers if isinstance(a, SingleVerdict)]
-        if not verdicts:
-            reason = str(answers[0])
-            for index in range(len(self.specs)):
-                failed = BranchResult(material=self.specs[index][0], status="failed", error=reason)
-                self.tracker.branch(index, BranchStatus.FAILED, failed)
-            raise QuorumError(f"The single-prompt analysis failed: {reason}.")
-        branches = self._single_branches(verdicts[0])
-        self._check_quorum(branches)
-        self.tracker.aggregation(StageStatus.RUNNING)
-        strategy = self.options.strategy
-        if strategy is Strategy.VOTE:
-            verdict = aggregate.vote_samples(verdicts)
-        elif strategy is Strategy.WEIGHTED:
-            verdict = aggregate.weighted(branches, self.options.weights)
-        else:
-            verdict = aggregate.from_claude(verdicts[0], branches)
-        self.tracker.aggregation(StageStatus.DONE)
-        return branches, verdict
-
-    async def _single_call(self, index: int, gate: PrimeGate | None) -> SingleVerdict | ModelCallError:
-        primer = gate if index == 0 else None
-        if gate is not None and primer is None:
-            await gate.wait()
-        started = time.perf_counter()
-        try:
-            async with self.engine.limiter.slot(Priority.BRANCH):
-                self.calls += 1
-                if primer is not None:
-                    primer.arm()
-                async with asyncio.timeout(self.settings.branch_timeout_s):
-                    reply = await self.engine.claude.structured(
-                        system=prompting.branch_system(),
-                        image=self.image,
-                        shared_text=self.shared_text,
-                        task_text=prompting.single_task(),
-                        output=SingleVerdict,
-                        max_tokens=self.settings.branch_max_tokens * 4,
-                        cache_prefix=self.options.cache is CacheStrategy.PRIME,
-                        on_started=primer.open if primer is not None else None,
-                    )
-        except ModelCallError as error:
-            return error
+        except (ModelCallError, InvalidVerdictError) as error:
+            return self._fallback(branches, str(error))
         except TimeoutError:
-            reason = f"no answer within the {self.settings.branch_timeout_s:g} s deadline"
-            return ModelCallError(CallFailure.TIMEOUT, reason)
+            return self._fallback(branches, f"no answer within {self.settings.branch_timeout_s:g} s")
+        except Exception as error:  # isolation boundary: fall back, and log the bug
+            log.exception("the aggregation of %s failed unexpectedly", self.part.label)
+            return self._fallback(branches, unexpected(error))
         finally:
-            if primer is not None:
-                primer.open()
-            self.slowest_s = max(self.slowest_s, time.perf_counter() - started)
-        self.branch_usage.append(reply.usage)
-        return reply.value
+            self.aggregation_s = clock.spans()[1]
 
-    def _single_branches(self, verdict: SingleVerdict) -> list[BranchResult]:
-        by_class = {a.material: a for a in verdict.assessments}
-        branches: list[BranchResult] = []
-        for index, (material, _) in enumerate(self.specs):
-            found = by_class.get(material)
-            if found is None:
-                result = BranchResult(
-                    material=material, status="failed", error="the single answer did not cover this class"
-                )
-            else:
-                analysis = BranchAnalysis.model_validate(found.model_dump(exclude={"material"}))
-                result = BranchResult(material=material, status="ok", analysis=analysis, elapsed_s=self.slowest_s)
-            self.tracker.branch(index, BranchStatus.DONE if result.ok else BranchStatus.FAILED, result)
-            branches.append(result)
-        return branches
-
-    # -- result -----------------------------------------------------------------------------------
-
-    def _recommendation(
-        self, branches: list[BranchResult], verdict: Verdict, started: float, prepare_s: float
-    ) -> Recommendation:
-        prices = self.settings.prices
-        branch_usage = TokenUsage.total(self.branch_usage)
-        total = branch_usage + self.aggregation_usage
-        assessed = {b.material for b in branches if b.ok}
-        image = self.image
-        return Recommendation(
-            part=self.part.label,
-            context=self.part.context,
-            best=verdict.best,
-            runner_up=verdict.runner_up,
-            rationale=verdict.rationale,
-            confidence=verdict.confidence,
-            scores=verdict.scores,
-            screened_out=verdict.screened_out,
-            questions=verdict.questions,
-            strategy=self.options.strategy,
-            mode=self.options.mode,
-            branches=branches,
-            missing=[m for m in CLASS_ORDER if m not in assessed],
-            notes=verdict.notes,
-            usage=UsageReport(
-                branches=branch_usage,
-                aggregation=self.aggregation_usage,
-                total=total,
-                cost_usd=round(total.cost_usd(prices), 6),
-                calls=self.calls,
-            ),
-            timing=Timing(
-                wall_s=time.perf_counter() - started,
-                slowest_branch_s=self.slowest_s,
-                prime_wait_s=self.gate.wait_s if self.gate is not None else 0.0,
-                aggregation_s=self.aggregation_s,
-                prepare_s=prepare_s,
-            ),
-            image=None
-            if image is None
-            else ImageInfo(
-                media_type=image.media_type,
-                width=image.width,
-                height=image.height,
-                original_width=image.original_width,
-                original_height=image.original_height,
-                encoded_bytes=image.encoded_bytes,
-                sha256=image.sha256,
-            ),
+    def _fallback(self, branches: list[BranchResult], reason: str) -> Verdict:
+        fallback = aggregate.weighted(branches, self.options.weights)
+        note = f"Claude's comparison failed ({reason}); the deterministic weighted ranking is shown instead."
+        return Verdict(
+            fallback.best,
+            fallback.runner_up,
+            fallback.rationale,
+            "low",
+            fallback.scores,
+            fallback.screened_out,
+            notes=[note],
         )
 
 

@@ -120,7 +120,7 @@ async def test_a_failed_branch_is_shown_in_plain_words(slack: SlackEmulator, cla
 async def test_below_the_quorum_the_board_says_so_and_the_reaction_warns(
     slack: SlackEmulator, claude: ClaudeEmulator, bot: None
 ) -> None:
-    claude.fail(Fault.OVERLOADED, match="branch", times=None)
+    claude.fail(Fault.SERVER_ERROR, match="branch", times=None)
     sent = await upload(slack, PHOTO)
     (board,) = await wait_finished(slack, sent)
     assert "No recommendation" in rendered(board) and "Only 0 of 6" in rendered(board)

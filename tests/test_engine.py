@@ -97,7 +97,7 @@ FAULT_REASONS = [
     (Fault.INVALID_OUTPUT, "invalid_output", "did not fit the schema"),
     (Fault.MALFORMED_JSON, "invalid_output", "did not fit the schema"),
     (Fault.OVERLOADED_MIDSTREAM, "overloaded", "overloaded"),
-    (Fault.DROP_MIDSTREAM, "connection", "dropped"),
+    (Fault.DROP_MIDSTREAM, "dropped", "dropped"),
 ]
 
 
@@ -106,7 +106,8 @@ async def test_each_kind_of_branch_failure_still_yields_a_recommendation_naming_
     emulator: ClaudeEmulator, fault: Fault, failure: str, reason: str
 ) -> None:
     emulator.fail(fault, match="ceramic", times=None, retry_after_s=0.01)
-    async with running_engine(emulator, max_retries=1) as engine:
+    # 429 and 529 are retried until the branch deadline: keep it short here
+    async with running_engine(emulator, max_retries=1, branch_timeout_s=1.0) as engine:
         rec = await engine.evaluate(BRACKET)
     ceramic = rec.branches[CLASS_ORDER.index(M.CERAMIC)]
     assert ceramic.status == "failed" and ceramic.suitability is None
@@ -313,9 +314,12 @@ async def test_usage_and_cost_are_reported_per_branch_and_in_total(engine: Engin
     assert rec.usage.aggregation.output_tokens > 0
     total = rec.usage.total
     assert total.input_tokens == sum(b.usage.input_tokens for b in rec.branches) + rec.usage.aggregation.input_tokens
-    prices = engine.settings.prices
-    assert rec.usage.cost_usd == pytest.approx(total.cost_usd(prices), abs=1e-6) and rec.usage.cost_usd > 0
-    assert rec.timing.wall_s >= rec.timing.slowest_branch_s > 0
+    # claude-sonnet-5-5 list prices, USD per million: input 2, output 10, cache write 2.50, cache read 0.10
+    listed = (total.input_tokens * 2 + total.output_tokens * 10 + total.cache_write_tokens * 2.5) / 1e6
+    listed += total.cache_read_tokens * 0.10 / 1e6
+    assert rec.usage.cost_usd == pytest.approx(listed, abs=1e-6) and rec.usage.cost_usd > 0
+    assert rec.usage.model == "claude-sonnet-5-5"
+    assert rec.timing.wall_s >= rec.timing.critical_path_s >= rec.timing.slowest_branch_s > 0
 
 
 @pytest.mark.parametrize(
