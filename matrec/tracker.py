@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from matrec.materials import MaterialClass
@@ -15,6 +16,8 @@ from matrec.progress import (
     StageStatus,
 )
 from matrec.results import BranchResult, Recommendation
+
+log = logging.getLogger(__name__)
 
 _BRANCH_EVENTS = {
     BranchStatus.QUEUED: EventKind.BRANCH_QUEUED,
@@ -69,5 +72,9 @@ class Tracker:
         self._emit(EventKind.RUN_FAILED)
 
     def _emit(self, kind: EventKind, branch: int | None = None) -> None:
-        if self._sink is not None:
+        if self._sink is None:
+            return
+        try:
             self._sink(ProgressEvent(kind=kind, branch=branch, snapshot=self.snapshot))
+        except Exception:  # a renderer's bug must not fail the analysis it renders; it is logged
+            log.exception("the progress sink failed on %s", kind.value)

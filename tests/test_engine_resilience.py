@@ -14,6 +14,7 @@ from emulators.claude import ClaudeEmulator, Fault, RecordedRequest
 from matrec.engine import Part
 from matrec.errors import MatrecError
 from matrec.materials import CLASS_ORDER, MaterialClass
+from matrec.progress import ProgressEvent
 from matrec.results import Recommendation
 from matrec.settings import CacheStrategy
 from tests.engine_support import jpeg_bytes, running_engine
@@ -171,3 +172,15 @@ async def test_a_malformed_chunk_in_one_image_leaves_the_other_images_of_the_bat
         results = await engine.evaluate_many(parts)
     assert isinstance(results[0], MatrecError) and "not JSON" in str(results[0])
     assert [r.part for r in results[1:] if isinstance(r, Recommendation)] == ["photo1", "photo2"]
+
+
+async def test_a_progress_sink_that_raises_does_not_fail_the_consultation(
+    emulator: ClaudeEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_renderer(event: ProgressEvent) -> None:
+        raise RuntimeError(f"renderer bug at {event.kind.value}")
+
+    async with running_engine(emulator) as engine:
+        rec = await engine.evaluate(BRACKET, on_progress=broken_renderer)
+    assert rec.missing == [] and rec.best == M.METAL
+    assert "renderer bug" in caplog.text
