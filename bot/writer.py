@@ -1,10 +1,26 @@
-"""One writer per Slack message: it serializes and coalesces updates, and lands the final state.
+"""One writer per board (a bot message): it serializes and coalesces updates, and lands the final state.
 
-Renders arrive as fast as the engine reports progress; the writer keeps only the newest, sends at
-most one `chat.update` per interval (and within the app-wide budget, when given), and skips a
-render identical to what Slack already shows.
-429s are retried by the client's rate-limit handler (honouring Retry-After); the final render is
-always sent, even when intermediate ones were dropped.
+How callers use it:
+
+    writer = MessageWriter(client, channel=..., ts=board_ts, thread_ts=..., shown=placeholder, interval_s=...)
+    writer.submit(rendered)     # on every progress event; never blocks, never raises
+    await writer.close(final)   # the consultation ended: the final state lands, then the task ends
+    await writer.cancel()       # the consultation was cancelled: the task ends, no final state
+
+Every writer ends with close() or cancel(); calling cancel() in a `finally` is safe (after close() it
+does nothing), so no writer task outlives its board. Cancelling a caller awaiting close() ends the
+writer too.
+
+Intermediate renders: only the newest is sent, at most one per `interval_s` and within the app-wide
+budget; one identical to what Slack shows is skipped. A failed update (a Slack error, a dropped or
+reset connection, a timeout, a 429 the client's handler gave up on) is logged and the writer goes on
+with the next render: snapshots are complete, so the next one (or the final) repairs the board. A
+board deleted meanwhile (`message_not_found`...) gets no more updates.
+
+The final state is retried with backoff (at least the Retry-After of a 429) for `FinalRetry.window_s`;
+on a board that is gone it is posted as a new thread reply, and `ts` then names that reply.
+close() returns once the final state is in Slack or the window has passed (an error is logged); it
+never raises a Slack or transport error.
 """
 
 from __future__ import annotations
@@ -12,7 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass
+from typing import Literal
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -21,13 +41,49 @@ from bot.budget import UpdateBudget
 
 log = logging.getLogger(__name__)
 
-FINAL_RETRY_WINDOW_S = 300.0
+FINAL_RETRY_WINDOW_S = 300.0  # how long close() keeps trying to land the final state
+FINAL_FIRST_BACKOFF_S = 1.0
+FINAL_MAX_BACKOFF_S = 30.0
 _DEFAULT_RETRY_AFTER_S = 1.0
-_GONE = {"message_not_found", "cant_update_message", "channel_not_found", "is_archived"}
+_HTTP_TOO_MANY_REQUESTS = 429
+_HTTP_SERVER_ERROR = 500
+
+# chat.update answers these when the board itself can no longer be edited: post the final anew.
+_MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+# Worth another try later (besides transport errors and HTTP 5xx).
+_TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+
+
+@dataclass(frozen=True)
+class FinalRetry:
+    """How hard the final state is pushed: for `window_s`, backing off from first to max between tries."""
+
+    window_s: float = FINAL_RETRY_WINDOW_S
+    first_backoff_s: float = FINAL_FIRST_BACKOFF_S
+    max_backoff_s: float = FINAL_MAX_BACKOFF_S
+
+    def backoffs_s(self) -> Iterator[float]:
+        """first, 2*first, 4*first... capped at max."""
+        backoff_s = self.first_backoff_s
+        while True:
+            yield backoff_s
+            backoff_s = min(backoff_s * 2, self.max_backoff_s)
+
+
+DEFAULT_FINAL_RETRY = FinalRetry()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why a write did not land (a Slack error code or a transport error; never the token)."""
+
+    reason: str
+    kind: Literal["gone", "transient", "permanent"]
+    retry_after_s: float = 0.0
 
 
 class MessageWriter:
-    """The only writer of one bot message in a thread."""
+    """The only writer of one board; see the module docstring for the calls every caller makes."""
 
     def __init__(
         self,
@@ -39,19 +95,27 @@ class MessageWriter:
         shown: Rendered,
         interval_s: float,
         budget: UpdateBudget | None = None,
+        final_retry: FinalRetry = DEFAULT_FINAL_RETRY,
     ) -> None:
         self._client = client
         self._budget = budget
+        self._retry = final_retry
         self.channel = channel
         self.ts = ts
         self.thread_ts = thread_ts
         self.interval_s = interval_s
         self.updates = 0
         self._shown = shown
+        self._gone = False
         self._pending: Rendered | None = None
         self._final = False
         self._wake = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"writer {channel}/{ts}")
+
+    @property
+    def done(self) -> bool:
+        """Whether the writer's task has ended (after close() or cancel())."""
+        return self._task.done()
 
     def submit(self, rendered: Rendered) -> None:
         """Replace whatever is waiting to be written with `rendered` (never blocks)."""
@@ -61,12 +125,28 @@ class MessageWriter:
         self._wake.set()
 
     async def close(self, final: Rendered) -> None:
-        """Write `final` (after any pacing) and stop; returns once it is in Slack or cannot be."""
+        """Land `final` (after any pacing) and end; returns once it is in Slack or the retry window has passed."""
         if not self._final:
             self._pending = final
             self._final = True
             self._wake.set()
-        await self._task
+        try:
+            await asyncio.wait([self._task])
+        except asyncio.CancelledError:
+            await self.cancel()  # the caller gave up on this board: so does its writer
+            raise
+        self._raise_bug()
+
+    async def cancel(self) -> None:
+        """End the writer without a final state (its consultation was cancelled); returns once it has ended."""
+        self._final = True
+        self._task.cancel()
+        await asyncio.wait([self._task])
+        self._raise_bug()
+
+    def _raise_bug(self) -> None:
+        if not self._task.cancelled() and (error := self._task.exception()) is not None:
+            raise error
 
     async def _run(self) -> None:
         last_sent = float("-inf")
@@ -76,47 +156,92 @@ class MessageWriter:
             wait_s = last_sent + self.interval_s - time.monotonic()
             if wait_s > 0:
                 await asyncio.sleep(wait_s)  # pacing: at most one update per interval
-            if self._budget is not None and self._pending not in (None, self._shown):
-                await self._budget.take(final=self._final)  # renders keep coalescing meanwhile
-            rendered, self._pending = self._pending, None
-            if rendered is not None and rendered != self._shown:
-                if not await self._send(rendered):
-                    return
-                last_sent = time.monotonic()
-            if self._final and self._pending is None:
+            granted = False
+            if not self._final and self._budget is not None and self._worth_sending(self._pending):
+                await self._budget.take(final=False)  # renders keep coalescing meanwhile
+                granted = True
+            if self._final:
+                await self._land(granted=granted)
                 return
+            rendered, self._pending = self._pending, None
+            if rendered is not None and self._worth_sending(rendered):
+                await self._update(rendered)
+                last_sent = time.monotonic()
 
-    async def _send(self, rendered: Rendered) -> bool:
-        """chat.update; on a vanished message the final state is posted anew. False: stop writing."""
-        deadline = time.monotonic() + FINAL_RETRY_WINDOW_S
-        while True:
-            try:
-                await self._client.chat_update(
-                    channel=self.channel, ts=self.ts, text=rendered.text, blocks=rendered.blocks
-                )
-            except SlackApiError as error:
-                code = str(error.response.get("error", ""))
-                if code == "ratelimited" and self._final and time.monotonic() < deadline:
-                    # the client's handler has already retried; the final state must still land
-                    await asyncio.sleep(_retry_after_s(error))
-                    continue
-                if code in _GONE and self._final:
-                    return await self._repost(rendered, code)
-                log.warning("chat.update of %s/%s failed: %s", self.channel, self.ts, code)
-                return code not in _GONE
-            self.updates += 1
-            self._shown = rendered
-            return True
+    def _worth_sending(self, rendered: Rendered | None) -> bool:
+        return rendered is not None and rendered != self._shown and not self._gone
 
-    async def _repost(self, rendered: Rendered, code: str) -> bool:
-        log.info("board %s/%s is gone (%s); posting the final state anew", self.channel, self.ts, code)
+    async def _update(self, rendered: Rendered) -> None:
+        """One intermediate chat.update; a failure is logged and left for the next render to repair."""
+        failure = await _attempt(self._chat_update(rendered))
+        if failure is None:
+            return
+        if failure.kind == "gone":
+            self._gone = True
+            log.warning(
+                "board %s/%s is gone (%s): no more updates until the final", self.channel, self.ts, failure.reason
+            )
+        else:
+            log.warning("an update of board %s/%s failed (%s); going on", self.channel, self.ts, failure.reason)
+
+    async def _land(self, *, granted: bool) -> None:
+        """Put the final state in Slack within the retry window, or log why it is not there."""
+        final, self._pending = self._pending, None
+        if final is None or (final == self._shown and not self._gone):
+            return
         try:
-            self.ts = await post_reply(self._client, channel=self.channel, thread_ts=self.thread_ts, rendered=rendered)
-        except SlackApiError as error:
-            log.warning("posting the final board failed: %s", error.response.get("error"))
-            return False
+            async with asyncio.timeout(self._retry.window_s):
+                await self._push_final(final, granted=granted)
+        except TimeoutError:
+            log.error(
+                "the final state of board %s/%s did not land within %g s",
+                self.channel,
+                self.ts,
+                self._retry.window_s,
+            )
+
+    async def _push_final(self, final: Rendered, *, granted: bool) -> None:
+        backoffs_s = self._retry.backoffs_s()
+        while True:
+            if self._gone:
+                failure = await _attempt(self._repost(final))
+            else:
+                if self._budget is not None and not granted:
+                    await self._budget.take(final=True)
+                granted = False
+                failure = await _attempt(self._chat_update(final))
+            if failure is None:
+                return
+            if failure.kind == "gone" and not self._gone:
+                self._gone = True
+                log.info(
+                    "board %s/%s is gone (%s); posting the final state anew", self.channel, self.ts, failure.reason
+                )
+                continue
+            if failure.kind != "transient":
+                log.error("the final state of board %s/%s cannot land: %s", self.channel, self.ts, failure.reason)
+                return
+            delay_s = max(failure.retry_after_s, next(backoffs_s))
+            log.warning(
+                "the final state of board %s/%s failed (%s); retrying in %.2f s",
+                self.channel,
+                self.ts,
+                failure.reason,
+                delay_s,
+            )
+            await asyncio.sleep(delay_s)
+
+    async def _chat_update(self, rendered: Rendered) -> None:
+        await self._client.chat_update(channel=self.channel, ts=self.ts, text=rendered.text, blocks=rendered.blocks)
+        self.updates += 1
         self._shown = rendered
-        return False
+
+    async def _repost(self, rendered: Rendered) -> None:
+        gone_ts = self.ts
+        self.ts = await post_reply(self._client, channel=self.channel, thread_ts=self.thread_ts, rendered=rendered)
+        self._shown = rendered
+        self._gone = False
+        log.info("board %s/%s was posted anew as %s", self.channel, gone_ts, self.ts)
 
 
 async def post_reply(client: AsyncWebClient, *, channel: str, thread_ts: str, rendered: Rendered) -> str:
@@ -130,6 +255,35 @@ async def post_reply(client: AsyncWebClient, *, channel: str, thread_ts: str, re
         unfurl_media=False,
     )
     return str(response["ts"])
+
+
+async def _attempt(write: Awaitable[None]) -> _Failure | None:
+    """Await one Slack write; None if it landed, else why not."""
+    try:
+        await write
+    except SlackApiError as error:
+        return _slack_failure(error)
+    except (aiohttp.ClientError, TimeoutError) as error:  # below HTTP: dropped, reset, timed out
+        return _Failure(_describe(error), "transient")
+    return None
+
+
+def _slack_failure(error: SlackApiError) -> _Failure:
+    code = str(error.response.get("error", "")) or f"HTTP {error.response.status_code}"
+    status = error.response.status_code
+    if code in _MESSAGE_GONE:
+        return _Failure(code, "gone")
+    if status == _HTTP_TOO_MANY_REQUESTS:
+        return _Failure(code, "transient", _retry_after_s(error))
+    if code in _TRANSIENT or status >= _HTTP_SERVER_ERROR:
+        return _Failure(code, "transient")
+    return _Failure(code, "permanent")
+
+
+def _describe(error: Exception) -> str:
+    """The error's class and message: no request headers, so no token."""
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _retry_after_s(error: SlackApiError) -> float:

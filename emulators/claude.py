@@ -1,17 +1,30 @@
 """A loopback emulator of the Anthropic Messages API, for driving the real `anthropic` SDK in tests.
 
-    async with ClaudeEmulator(latency_s=0.2) as claude:
+    async with ClaudeEmulator(latency_s=0.2, seed=7) as claude:
         client = anthropic.AsyncAnthropic(api_key="test-key", base_url=claude.base_url)
         claude.fail(Fault.OVERLOADED, match="metal")     # the next metal branch gets a 529
         ...
         assert claude.peak_concurrency == 6
 
 `POST /v1/messages` checks the key (`Authorization: Bearer` or `x-api-key`) and `anthropic-version`,
-validates the body and its images (`emulators.claude_requests`), answers JSON-schema output,
-forced tools or plain text with scripted per-class scores (`emulators.claude_answers`), reports
-token usage with emulated prompt caching (`emulators.claude_usage`), and streams the API's SSE
-events when `"stream": true`. Each call takes about `latency_s`; the first token comes after
-`first_token_s`. Scripted faults (`Fault`) reproduce the API's failures on the wire.
+validates the body and its images (`emulators.claude_requests`), looks the model up
+(`emulators.claude_models`: Sonnet 5 / 5.5, Opus 5 / 5.5, Haiku 4.5; any other id is a 404) and
+applies its rules (`emulators.claude_features`: thinking types, effort, sampling parameters, forced
+tools, prefill). It judges the part from the request's words and photo (`emulators.claude_assessment`)
+and answers JSON-schema output, forced tools or plain text (`emulators.claude_answers`), after
+adaptive thinking drawn from an assumed distribution (`emulators.claude_thinking`), all within
+`max_tokens` (`emulators.claude_reply`). It reports token usage with the model's tokenizer and
+emulated prompt caching (`emulators.claude_usage`), streams the API's SSE events when
+`"stream": true`, and takes the time `emulators.claude_timing` plans. Scripted faults
+(`emulators.claude_faults.Fault`) reproduce the API's failures on the wire. `GET /_emulator/stats`
+gives a benchmark in another process every request's planned numbers.
+
+Thinking: `thinking=True` lets models think as their docs say (adaptive thinking on by default on
+5.x). In-process it is OFF by default (`thinking=False`: every request answers without thinking,
+request rules still apply) until the engine sizes `max_tokens` for thinking; `python -m
+emulators.claude` thinks unless given `--no-thinking`. `thinking_tokens` pins it: an int, or a
+function of the `RecordedRequest`, used for every request that would think (even with
+`thinking=False`); a request whose thinking is off never thinks.
 """
 
 from __future__ import annotations
@@ -20,35 +33,28 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Final
 
 from aiohttp import web
 
-from emulators.claude_answers import (
-    CLASS_ORDER,
-    DEFAULT_SCORES,
-    ReplyPlan,
-    RequestKind,
-    plan_reply,
-    request_kind,
-    synthesize,
-)
+from emulators.claude_answers import CLASS_ORDER, RequestKind, plan_reply, request_kind, synthesize, user_text
+from emulators.claude_assessment import DEFAULT_SCORES, assess
+from emulators.claude_faults import MALFORMED_DATA, Fault, FaultRule, raise_status_fault
+from emulators.claude_features import ThinkingPlan, check_features
+from emulators.claude_models import model_spec
+from emulators.claude_reply import Reply, answer_block, answer_delta, build_reply, chunks, signature, thinking_block
 from emulators.claude_requests import MAX_REQUEST_BYTES, ApiError, check_body, check_headers, parse_body
-from emulators.claude_schema import SchemaSynthesizer
-from emulators.claude_usage import CacheUse, PromptCache, layout, output_tokens
+from emulators.claude_thinking import ThinkingDraws, adaptive_thinking_tokens, manual_thinking_tokens
+from emulators.claude_timing import TimingPlan, plan_timing
+from emulators.claude_usage import CacheUse, PromptCache, layout
 
 __all__ = ["DEFAULT_SCORES", "ClaudeEmulator", "Fault", "RecordedRequest", "RequestKind", "request_kind"]
 
-DEFAULT_RETRY_AFTER_S: Final = 0.05
-FIRST_TOKEN_SHARE: Final = 0.3
-STREAM_CHUNK_CHARS: Final = 64
-MAX_STREAM_DELTAS: Final = 12
+DEFAULT_SEED: Final = 0
 STOP_GRACE_S: Final = 1.0
 _DELTA_USAGE_KEYS: Final = (
     "input_tokens",
@@ -59,42 +65,9 @@ _DELTA_USAGE_KEYS: Final = (
 _MATCHES: Final = frozenset({*CLASS_ORDER, "branch", "aggregate", "single", "generic"})
 
 
-class Fault(StrEnum):
-    """A scripted failure, as the real API produces it."""
-
-    RATE_LIMITED = "rate_limited"  # 429 rate_limit_error with retry-after
-    SPEND_LIMIT = "spend_limit"  # 429 without retry-after
-    OVERLOADED = "overloaded"  # 529 overloaded_error
-    SERVER_ERROR = "server_error"  # 500 api_error
-    HANG = "hang"  # never answers (until the client gives up or the emulator stops)
-    TRUNCATED = "truncated"  # half an answer, stop_reason "max_tokens"
-    REFUSAL = "refusal"  # stop_reason "refusal"
-    INVALID_OUTPUT = "invalid_output"  # JSON that breaks the schema
-    MALFORMED_JSON = "malformed_json"  # prose instead of JSON
-    OVERLOADED_MIDSTREAM = "overloaded_midstream"  # message_start, then an SSE error event
-    DROP_MIDSTREAM = "drop_midstream"  # message_start and some deltas, then the connection drops
-
-
-_STATUS_FAULTS: Final[Mapping[Fault, tuple[int, str]]] = {
-    Fault.RATE_LIMITED: (
-        429,
-        "Number of request tokens has exceeded your per-minute rate limit; see the response headers "
-        "for current usage. Please reduce the prompt length or try again later.",
-    ),
-    Fault.SPEND_LIMIT: (
-        429,
-        "You have reached your specified API usage limits. You will regain access later.",
-    ),
-    Fault.OVERLOADED: (529, "Overloaded"),
-    Fault.SERVER_ERROR: (500, "Internal server error"),
-}
-_REFUSAL_TEXT: Final = "I can't help with assessing this part."
-_PROSE_TEXT: Final = "Metal looks like the best fit for this part, mostly for its strength."
-
-
 @dataclass
 class RecordedRequest:
-    """One request as the emulator saw it, and how it was answered."""
+    """One request as the emulator saw it, and how it was answered (planned times from arrival)."""
 
     arrived_at: float
     headers: dict[str, str]
@@ -102,34 +75,24 @@ class RecordedRequest:
     kind: RequestKind = field(default_factory=lambda: RequestKind("generic"))
     stream: bool = False
     request_id: str = ""
+    seed: int = 0  # this request's draw from the emulator's random stream
     image_sizes: list[tuple[int, int]] = field(default_factory=list)
+    model: str | None = None
+    effort: str | None = None  # the effort in force (the model's default if none was sent)
     fault: Fault | None = None
     status: int | None = None  # None: no response was sent (hang, dropped connection)
     answer: Any = None  # the answer object (or text) before any fault was applied
     usage: dict[str, Any] | None = None
+    thinking_tokens: int | None = None  # billed thinking (cut at max_tokens)
+    output_tokens: int | None = None  # thinking + answer
+    stop_reason: str | None = None
+    first_byte_s: float | None = None  # planned time to message_start
+    service_s: float | None = None  # planned time to the last byte
     started_at: float | None = None  # when it started answering (message_start)
     finished_at: float | None = None
 
 
-@dataclass
-class _FaultRule:
-    fault: Fault
-    match: str | None
-    remaining: int | None
-    retry_after_s: float | None
-
-    def matches(self, kind: RequestKind) -> bool:
-        return self.match is None or self.match in (kind.kind, kind.material)
-
-
-@dataclass(frozen=True)
-class _Reply:
-    block_type: str  # "text" or "tool_use"
-    text: str  # the text, or the tool input's JSON
-    tool_input: Any
-    tool_name: str | None
-    stop_reason: str
-    output_tokens: int
+ThinkingOverride = int | Callable[[RecordedRequest], int]
 
 
 class _StoppingError(Exception):
@@ -145,20 +108,30 @@ class ClaudeEmulator:
         api_key: str = "test-key",
         latency_s: float = 0.0,
         first_token_s: float | None = None,
+        latencies: Mapping[str, float] | None = None,
+        output_tokens_per_s: float | None = None,
         scores: Mapping[str, int] | None = None,
+        seed: int | None = DEFAULT_SEED,
+        thinking: bool = False,
+        thinking_tokens: ThinkingOverride | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency_s = latency_s
         self.first_token_s = first_token_s
-        self.scores: dict[str, int] = {**DEFAULT_SCORES, **(scores or {})}
         # per-request latency by class name or request kind ("aggregate", "single"), over latency_s
-        self.latencies: dict[str, float] = {}
+        self.latencies: dict[str, float] = dict(latencies or {})
+        self.output_tokens_per_s = output_tokens_per_s
+        self.scores: dict[str, int] = {**DEFAULT_SCORES, **(scores or {})}
+        self.thinking = thinking
+        self.thinking_tokens = thinking_tokens
         self.responder: Callable[[RecordedRequest], Any] | None = None
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.peak_concurrency = 0
         self.cache = PromptCache()
-        self._faults: list[_FaultRule] = []
+        self._pinned = frozenset(scores or {})
+        self._draws = ThinkingDraws(seed)
+        self._faults: list[FaultRule] = []
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._stopping = asyncio.Event()
@@ -196,7 +169,7 @@ class ClaudeEmulator:
             self._runner = None
 
     def stats(self) -> dict[str, Any]:
-        """Counts for a benchmark in another process: requests by kind, concurrency, token usage."""
+        """Counts for a benchmark in another process: requests by kind, concurrency, each request's plan."""
         by_kind: dict[str, int] = {}
         for request in self.requests:
             by_kind[request.kind.kind] = by_kind.get(request.kind.kind, 0) + 1
@@ -206,16 +179,7 @@ class ClaudeEmulator:
             "in_flight": self.in_flight,
             "peak_concurrency": self.peak_concurrency,
             # time.monotonic() readings: comparable across processes on one Linux machine
-            "timeline": [
-                {
-                    "kind": r.kind.kind,
-                    "material": r.kind.material,
-                    "arrived_at": r.arrived_at,
-                    "finished_at": r.finished_at,
-                    "status": r.status,
-                }
-                for r in self.requests
-            ],
+            "timeline": [_timeline_entry(r) for r in self.requests],
         }
 
     async def _handle_stats(self, _request: web.Request) -> web.Response:
@@ -244,16 +208,14 @@ class ClaudeEmulator:
         """Script `fault` for the next `times` matching requests (None: every one).
 
         `match` is a class name, a request kind ("branch", "aggregate", "single", "generic") or
-        None for any request. `retry_after_s` sets retry-after headers (default 0.05 s for
-        RATE_LIMITED; SPEND_LIMIT never sends them).
+        None for any request. `retry_after_s` sets retry-after headers on status faults (default
+        0.05 s for RATE_LIMITED; SPEND_LIMIT never sends them).
         """
         if match is not None and match not in _MATCHES:
             raise ValueError(f"match must be one of {sorted(_MATCHES)} or None, not {match!r}")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1, or None for every request")
-        if fault is Fault.RATE_LIMITED and retry_after_s is None:
-            retry_after_s = DEFAULT_RETRY_AFTER_S
-        self._faults.append(_FaultRule(fault, match, times, retry_after_s))
+        self._faults.append(FaultRule(fault, match, times, retry_after_s))
 
     def clear_faults(self) -> None:
         """Drop every scripted fault."""
@@ -269,9 +231,13 @@ class ClaudeEmulator:
         async with self._arrivals:
             await self._arrivals.wait_for(lambda: len(self.requests) >= count)
 
-    def _take_fault(self, kind: RequestKind) -> _FaultRule | None:
+    def pinned_scores(self) -> frozenset[str]:
+        """Classes whose score the test fixed: given to the constructor, or changed in `scores` since."""
+        return self._pinned | {m for m, s in self.scores.items() if s != DEFAULT_SCORES.get(m)}
+
+    def _take_fault(self, kind: RequestKind) -> FaultRule | None:
         for rule in self._faults:
-            if rule.matches(kind):
+            if rule.matches(kind.kind, kind.material):
                 if rule.remaining is not None:
                     rule.remaining -= 1
                     if rule.remaining == 0:
@@ -279,12 +245,26 @@ class ClaudeEmulator:
                 return rule
         return None
 
-    def _timing(self, record: RecordedRequest) -> tuple[float, float]:
-        """(first token, total) seconds for this request."""
-        latency_s = self.latencies.get(record.kind.material or record.kind.kind, self.latency_s)
-        share_s = latency_s * FIRST_TOKEN_SHARE
-        first_s = self.first_token_s if self.first_token_s is not None else share_s
-        return first_s, max(latency_s, first_s)
+    def _thinking_tokens(self, record: RecordedRequest, plan: ThinkingPlan) -> int:
+        if plan.mode == "off":
+            return 0
+        if self.thinking_tokens is not None:
+            pinned = self.thinking_tokens
+            return max(0, pinned if isinstance(pinned, int) else pinned(record))
+        if not self.thinking:
+            return 0
+        if plan.mode == "manual" and plan.budget_tokens is not None:
+            return manual_thinking_tokens(record.seed, plan.budget_tokens)
+        return adaptive_thinking_tokens(record.seed, plan.effort or "high")
+
+    def _timing(self, record: RecordedRequest, reply: Reply) -> TimingPlan:
+        return plan_timing(
+            latency_s=self.latencies.get(record.kind.material or record.kind.kind, self.latency_s),
+            first_token_s=self.first_token_s,
+            thinking_tokens=reply.thinking_tokens,
+            output_tokens=reply.output_tokens,
+            output_tokens_per_s=self.output_tokens_per_s,
+        )
 
     def _new_id(self, prefix: str) -> str:
         self._ids += 1
@@ -313,6 +293,7 @@ class ClaudeEmulator:
             arrived_at=time.monotonic(),
             headers={key.lower(): value for key, value in request.headers.items()},
             request_id=self._new_id("req"),
+            seed=self._draws.next_seed(),  # before any await: arrival order
         )
         self.requests.append(record)
         self.in_flight += 1
@@ -348,27 +329,44 @@ class ClaudeEmulator:
         if body_error is not None:
             raise body_error
         record.image_sizes = check_body(record.body)
+        spec = model_spec(record.body["model"])
+        record.model = spec.model_id
         try:
             plan = plan_reply(record.body)
         except ValueError as error:
             raise ApiError(400, str(error)) from None
+        thinking = check_features(record.body, spec, forced_tool=plan.mode == "tool")
+        record.effort = thinking.effort
         rule = self._take_fault(record.kind)
         record.fault = rule.fault if rule else None
-        _raise_status_fault(rule, record.stream)
+        raise_status_fault(rule, record.stream)
         if rule is not None and rule.fault is Fault.HANG:
             await self._stopping.wait()
             raise _StoppingError
-        cache_use = self.cache.lookup(layout(record.body, record.image_sizes), time.monotonic())
-        record.answer = synthesize(plan, record.body, record.kind, self.scores)  # the responder may edit it
+        prompt = layout(record.body, record.image_sizes, spec.tokenizer)
+        cache_use = self.cache.lookup(prompt, time.monotonic(), min_tokens=spec.min_cacheable_tokens)
+        assessment = assess(record.body, user_text(record.body), self.scores, self.pinned_scores())
+        record.answer = synthesize(plan, record.body, record.kind, assessment)  # the responder may edit it
         value = self.responder(record) if self.responder is not None else None
         if value is not None:
             record.answer = value
-        value = record.answer
-        reply = _reply(plan, value, record.fault, int(record.body["max_tokens"]))
+        reply = build_reply(
+            plan,
+            record.answer,
+            record.fault,
+            max_tokens=int(record.body["max_tokens"]),
+            thinking_tokens=self._thinking_tokens(record, thinking),
+            tokenizer=spec.tokenizer,
+            summarized=thinking.display == "summarized",
+        )
+        record.thinking_tokens, record.output_tokens = reply.thinking_tokens, reply.output_tokens
+        record.stop_reason = reply.stop_reason
         record.usage = cache_use.usage(reply.output_tokens)
+        timing = self._timing(record, reply)
+        record.first_byte_s, record.service_s = timing.first_byte_s, timing.service_s
         if record.stream:
-            return await self._stream(request, record, reply, cache_use)
-        return await self._respond(request, record, reply, cache_use)
+            return await self._stream(request, record, reply, cache_use, timing)
+        return await self._respond(request, record, reply, cache_use, timing)
 
     def _message(
         self,
@@ -395,25 +393,29 @@ class ClaudeEmulator:
         self.cache.commit(cache_use.pending, record.started_at)
 
     async def _respond(
-        self, request: web.Request, record: RecordedRequest, reply: _Reply, cache_use: CacheUse
+        self, request: web.Request, record: RecordedRequest, reply: Reply, cache_use: CacheUse, timing: TimingPlan
     ) -> web.StreamResponse:
-        first_token_s, latency_s = self._timing(record)
-        await self._sleep_until(record.arrived_at + first_token_s)
+        await self._sleep_until(record.arrived_at + timing.first_byte_s)
         self._started(record, cache_use)
-        await self._sleep_until(record.arrived_at + latency_s)
+        await self._sleep_until(record.arrived_at + timing.service_s)
         if record.fault is Fault.DROP_MIDSTREAM:
             _drop(request)
             return web.Response(status=499)
-        block = _content_block(reply, self._new_id("toolu"), complete=True)
+        content: list[dict[str, Any]] = []
+        if reply.thinking_tokens:
+            content.append(thinking_block(reply, signature(record.request_id, reply.thinking_tokens), complete=True))
+        if reply.has_answer:
+            content.append(answer_block(reply, self._new_id("toolu"), complete=True))
         assert record.usage is not None
-        message = self._message(record, [block], reply.stop_reason, record.usage)
+        message = json.dumps(self._message(record, content, reply.stop_reason, record.usage))
         record.status = 200
-        return web.json_response(message, headers={"request-id": record.request_id})
+        if record.fault is Fault.MALFORMED_CHUNK:
+            message = message[: len(message) // 2]
+        return web.Response(text=message, content_type="application/json", headers={"request-id": record.request_id})
 
     async def _stream(
-        self, request: web.Request, record: RecordedRequest, reply: _Reply, cache_use: CacheUse
+        self, request: web.Request, record: RecordedRequest, reply: Reply, cache_use: CacheUse, timing: TimingPlan
     ) -> web.StreamResponse:
-        first_token_s, latency_s = self._timing(record)
         response = web.StreamResponse(
             status=200,
             headers={
@@ -426,41 +428,57 @@ class ClaudeEmulator:
         record.status = 200
 
         async def send(event: str, data: Mapping[str, Any]) -> None:
-            payload = json.dumps(data, separators=(",", ":"))
-            await response.write(f"event: {event}\ndata: {payload}\n\n".encode())
+            await response.write(f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode())
 
-        await self._sleep_until(record.arrived_at + first_token_s)
-        assert record.usage is not None
-        start_usage = {**record.usage, "output_tokens": 1}
-        self._started(record, cache_use)  # readable by the time the client sees message_start
-        await send(
-            "message_start",
-            {"type": "message_start", "message": self._message(record, [], None, start_usage)},
-        )
-        if record.fault is Fault.OVERLOADED_MIDSTREAM:
-            error = ApiError(529, "Overloaded")
-            await send("error", error.body(record.request_id))
-            await response.write_eof()
-            return response
-        start_block = _content_block(reply, self._new_id("toolu"), complete=False)
-        await send("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start_block})
-        await send("ping", {"type": "ping"})
-        chunks = _chunks(reply.text)
-        for number, chunk in enumerate(chunks, start=1):
-            await self._sleep_until(
-                record.arrived_at + first_token_s + (latency_s - first_token_s) * number / len(chunks)
-            )
-            delta = (
-                {"type": "text_delta", "text": chunk}
-                if reply.block_type == "text"
-                else {"type": "input_json_delta", "partial_json": chunk}
-            )
-            await send("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
-            if record.fault is Fault.DROP_MIDSTREAM and number >= max(1, len(chunks) // 2):
+        async def break_stream() -> web.StreamResponse:
+            if record.fault is Fault.MALFORMED_CHUNK:
+                await response.write(f"event: content_block_delta\ndata: {MALFORMED_DATA}\n\n".encode())
+                await response.write_eof()
+            else:
                 _drop(request)
                 record.status = None
-                return response
-        await send("content_block_stop", {"type": "content_block_stop", "index": 0})
+            return response
+
+        breaks = record.fault in (Fault.DROP_MIDSTREAM, Fault.MALFORMED_CHUNK)
+        await self._sleep_until(record.arrived_at + timing.first_byte_s)
+        assert record.usage is not None
+        self._started(record, cache_use)  # readable by the time the client sees message_start
+        start_usage = {**record.usage, "output_tokens": 1}
+        await send("message_start", {"type": "message_start", "message": self._message(record, [], None, start_usage)})
+        if record.fault is Fault.OVERLOADED_MIDSTREAM:
+            await send("error", ApiError(529, "Overloaded").body(record.request_id))
+            await response.write_eof()
+            return response
+        index = 0
+        if reply.thinking_tokens:
+            block = thinking_block(reply, "", complete=False)
+            await send("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+            await send("ping", {"type": "ping"})
+            if reply.thinking_text:
+                thought = {"type": "thinking_delta", "thinking": reply.thinking_text}
+                await send("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": thought})
+            await self._sleep_until(record.arrived_at + timing.thinking_done_s)
+            signed = {"type": "signature_delta", "signature": signature(record.request_id, reply.thinking_tokens)}
+            await send("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed})
+            await send("content_block_stop", {"type": "content_block_stop", "index": 0})
+            index = 1
+        if breaks and not reply.has_answer:
+            return await break_stream()
+        if reply.has_answer:
+            block = answer_block(reply, self._new_id("toolu"), complete=False)
+            await send("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+            if index == 0:
+                await send("ping", {"type": "ping"})
+            parts = chunks(reply.text)
+            for number, chunk in enumerate(parts, start=1):
+                await self._sleep_until(record.arrived_at + timing.answer_delta_s(number, len(parts)))
+                if breaks and number > max(1, len(parts) // 2):
+                    return await break_stream()
+                delta = answer_delta(reply, chunk)
+                await send("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            if breaks:
+                return await break_stream()
+            await send("content_block_stop", {"type": "content_block_stop", "index": index})
         final = self._message(record, [], reply.stop_reason, record.usage)
         usage = {key: value for key, value in record.usage.items() if key in _DELTA_USAGE_KEYS}
         delta = {key: final[key] for key in ("stop_reason", "stop_sequence", "stop_details")}
@@ -470,52 +488,22 @@ class ClaudeEmulator:
         return response
 
 
-def _raise_status_fault(rule: _FaultRule | None, stream: bool) -> None:
-    if rule is None:
-        return
-    fault = rule.fault
-    if fault is Fault.OVERLOADED_MIDSTREAM and not stream:
-        fault = Fault.OVERLOADED  # no stream to break: the overload shows as a plain 529
-    if fault not in _STATUS_FAULTS:
-        return
-    status, message = _STATUS_FAULTS[fault]
-    headers: dict[str, str] = {}
-    if rule.retry_after_s is not None and fault is not Fault.SPEND_LIMIT:
-        headers["retry-after"] = str(max(1, math.ceil(rule.retry_after_s)))
-        headers["retry-after-ms"] = str(round(rule.retry_after_s * 1000))
-    details = {"error_code": "enforced_spend_limit_reached"} if fault is Fault.SPEND_LIMIT else None
-    raise ApiError(status, message, headers=headers, details=details)
-
-
-def _reply(plan: ReplyPlan, value: Any, fault: Fault | None, max_tokens: int) -> _Reply:
-    """The answer as delivered, after the fault (if any) and the max_tokens limit."""
-    block_type = "tool_use" if plan.mode == "tool" else "text"
-    stop_reason = "tool_use" if plan.mode == "tool" else "end_turn"
-    if fault is Fault.INVALID_OUTPUT and plan.schema is not None:
-        value = SchemaSynthesizer(plan.schema).broken(value)
-    if fault is Fault.REFUSAL:
-        return _Reply("text", _REFUSAL_TEXT, None, None, "refusal", output_tokens(_REFUSAL_TEXT))
-    if fault is Fault.MALFORMED_JSON:
-        return _Reply("text", _PROSE_TEXT, None, None, "end_turn", output_tokens(_PROSE_TEXT))
-    text = value if isinstance(value, str) and plan.mode == "text" else json.dumps(value)
-    limit_chars = max_tokens * 4
-    if fault is Fault.TRUNCATED or output_tokens(text) > max_tokens:
-        cut = min(len(text) // 2, limit_chars) if fault is Fault.TRUNCATED else limit_chars
-        return _Reply(block_type, text[: max(1, cut)], {}, plan.tool_name, "max_tokens", max_tokens)
-    return _Reply(block_type, text, value, plan.tool_name, stop_reason, output_tokens(text))
-
-
-def _content_block(reply: _Reply, tool_id: str, *, complete: bool) -> dict[str, Any]:
-    if reply.block_type == "tool_use":
-        tool_input = reply.tool_input if complete and isinstance(reply.tool_input, dict) else {}
-        return {"type": "tool_use", "id": tool_id, "name": reply.tool_name, "input": tool_input}
-    return {"type": "text", "text": reply.text if complete else ""}
-
-
-def _chunks(text: str) -> list[str]:
-    count = max(1, min(MAX_STREAM_DELTAS, math.ceil(len(text) / STREAM_CHUNK_CHARS)))
-    size = math.ceil(len(text) / count) or 1
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+def _timeline_entry(record: RecordedRequest) -> dict[str, Any]:
+    return {
+        "kind": record.kind.kind,
+        "material": record.kind.material,
+        "model": record.model,
+        "effort": record.effort,
+        "arrived_at": record.arrived_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "status": record.status,
+        "thinking_tokens": record.thinking_tokens,
+        "output_tokens": record.output_tokens,
+        "stop_reason": record.stop_reason,
+        "first_byte_s": record.first_byte_s,
+        "service_s": record.service_s,
+    }
 
 
 def _drop(request: web.Request) -> None:
@@ -524,9 +512,25 @@ def _drop(request: web.Request) -> None:
         request.transport.abort()
 
 
-async def serve(latency_s: float, first_token_s: float | None, api_key: str) -> None:
+async def serve(
+    latency_s: float,
+    first_token_s: float | None,
+    api_key: str,
+    *,
+    output_tokens_per_s: float | None = None,
+    seed: int | None = DEFAULT_SEED,
+    thinking: bool = True,
+) -> None:
     """Run an emulator until interrupted, printing its base URL on the first line of stdout."""
-    async with ClaudeEmulator(api_key=api_key, latency_s=latency_s, first_token_s=first_token_s) as emulator:
+    emulator = ClaudeEmulator(
+        api_key=api_key,
+        latency_s=latency_s,
+        first_token_s=first_token_s,
+        output_tokens_per_s=output_tokens_per_s,
+        seed=seed,
+        thinking=thinking,
+    )
+    async with emulator:
         print(emulator.base_url, flush=True)
         await asyncio.Event().wait()
 
@@ -534,12 +538,26 @@ async def serve(latency_s: float, first_token_s: float | None, api_key: str) -> 
 def main() -> None:
     """`python -m emulators.claude --latency-s 1.0`: a standalone emulator for benchmarks."""
     parser = argparse.ArgumentParser(description="Loopback Claude Messages API emulator")
-    parser.add_argument("--latency-s", type=float, default=1.0, help="time per call")
+    parser.add_argument("--latency-s", type=float, default=1.0, help="base time per call")
     parser.add_argument("--first-token-s", type=float, default=None, help="time to message_start")
+    parser.add_argument(
+        "--output-tokens-per-s", type=float, default=None, help="generation speed; adds output_tokens / speed"
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the thinking draws")
+    parser.add_argument("--no-thinking", action="store_true", help="answer every request without thinking")
     parser.add_argument("--api-key", default="test-key")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.latency_s, args.first_token_s, args.api_key))
+        asyncio.run(
+            serve(
+                args.latency_s,
+                args.first_token_s,
+                args.api_key,
+                output_tokens_per_s=args.output_tokens_per_s,
+                seed=args.seed,
+                thinking=not args.no_thinking,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ The project's prompts follow tag conventions the emulator reads back:
     single      <task>single</task>
     generic     anything else
 
-On top of a generic schema synthesis, fields are scripted by name from per-class scores, so tests
-can assert real outcomes: a branch's `suitability` is its class's score, an aggregate's `best` is
-the highest-scoring class among those present, and so on.
+On top of a generic schema synthesis, fields are scripted by name from the request's
+`Assessment` (`emulators.claude_assessment`: per-class scores that follow from the part's words and
+photo), so tests can assert real outcomes: a branch's `suitability` is its class's score, its
+dimension scores move with the rules that touched them, its `evidence` cites what moved them, an
+aggregate's `best` is the highest-scoring class among those present, and so on.
 """
 
 from __future__ import annotations
@@ -19,19 +21,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from emulators.claude_assessment import Assessment
+from emulators.claude_nudges import DIMENSIONS
 from emulators.claude_schema import UNSCRIPTED, Context, Schema, SchemaSynthesizer, bounds
 from matrec.materials import PROFILES, MaterialClass
 
 CLASS_ORDER: Final = tuple(m.value for m in MaterialClass)
-DEFAULT_SCORES: Final[Mapping[str, int]] = {
-    "metal": 8,
-    "polymer": 7,
-    "composite": 6,
-    "ceramic": 4,
-    "elastomer": 3,
-    "wood": 2,
-}
-NEUTRAL_SCORE: Final = 5
 RECOMMEND_AT_SCORE: Final = 6
 SCREEN_OUT_AT_OR_BELOW_SCORE: Final = 3
 HIGH_CONFIDENCE_GAP: Final = 2
@@ -146,7 +141,7 @@ def assessed_classes(body: Mapping[str, Any]) -> list[str]:
 
 def ranked(classes: Iterable[str], scores: Mapping[str, int]) -> list[str]:
     """`classes` best first; ties go to the earlier class in the canonical order."""
-    return sorted(classes, key=lambda m: (-scores.get(m, NEUTRAL_SCORE), CLASS_ORDER.index(m)))
+    return sorted(classes, key=lambda m: (-scores[m], CLASS_ORDER.index(m)))
 
 
 def _criteria_in(text: str, material: str) -> list[str]:
@@ -159,11 +154,11 @@ def _criteria_in(text: str, material: str) -> list[str]:
 
 
 class ScriptedAnswers:
-    """A `FieldScript` that fills answers from the per-class scores."""
+    """A `FieldScript` that fills answers from the request's assessment."""
 
-    def __init__(self, body: Mapping[str, Any], kind: RequestKind, scores: Mapping[str, int]) -> None:
+    def __init__(self, body: Mapping[str, Any], kind: RequestKind, assessment: Assessment) -> None:
         self._kind = kind
-        self._scores = scores
+        self._assessment = assessment
         self._text = request_text(body)
         present = assessed_classes(body)
         if kind.kind == "branch" and kind.material:
@@ -172,6 +167,7 @@ class ScriptedAnswers:
             self._scope = present
         else:
             self._scope = list(CLASS_ORDER)
+        scores = assessment.scores(CLASS_ORDER)
         order = ranked(self._scope, scores)
         runner_pool = order[1:] or [m for m in ranked(CLASS_ORDER, scores) if m != order[0]]
         self.best, self.runner_up = order[0], runner_pool[0]
@@ -180,7 +176,7 @@ class ScriptedAnswers:
         self.screened = [m for m in self._scope if self._score(m) <= SCREEN_OUT_AT_OR_BELOW_SCORE]
 
     def _score(self, material: str) -> int:
-        return self._scores.get(material, NEUTRAL_SCORE)
+        return self._assessment.score(material)
 
     def context(self) -> dict[str, str]:
         """The root context: the branch's class and condition, if any."""
@@ -222,12 +218,13 @@ class ScriptedAnswers:
         if name == "material":
             return material
         if limits.get("minimum") == 1 and limits.get("maximum") == 10:
-            return score
+            return self._assessment.dimension(material, name) if name in DIMENSIONS else score
         condition = f" under {ctx['condition']}" if ctx.get("condition") else ""
+        causes = self._assessment.causes(material)
         simple: dict[str, Any] = {
             "recommended": recommended,
             "hard_screen": None if recommended else f"{material} scores only {score}/10 for this part",
-            "summary": f"{material.capitalize()} scores {score}/10 for this part{condition}.",
+            "summary": summary(material, score, causes, condition),
             "criterion": ctx.get("criterion", UNSCRIPTED),
             "note": f"{ctx['criterion']}: {score}/10 for {material}"
             if "criterion" in ctx
@@ -238,7 +235,7 @@ class ScriptedAnswers:
             "strengths": [f"{material}: {_STRENGTH[material]}"],
             "concerns": [f"{material}: {_CONCERN[material]}"],
             "assumptions": [f"moderate load and volume for a {material} part{condition}"],
-            "evidence": [f"the part's shape suits {material} processing"],
+            "evidence": [*causes, *self._assessment.facts] or [f"the part's shape suits {material} processing"],
         }
         found = simple.get(name, UNSCRIPTED)
         return found[:MAX_LIST_ITEMS] if isinstance(found, list) else found
@@ -271,14 +268,19 @@ def plan_reply(body: Mapping[str, Any]) -> ReplyPlan:
     return ReplyPlan("text")
 
 
-def synthesize(plan: ReplyPlan, body: Mapping[str, Any], kind: RequestKind, scores: Mapping[str, int]) -> Any:
+def summary(material: str, score: int, causes: list[str], condition: str = "") -> str:
+    """One sentence verdict, naming what moved the score."""
+    because = f": {'; '.join(causes)}" if causes else ""
+    return f"{material.capitalize()} scores {score}/10 for this part{condition}{because}."
+
+
+def synthesize(plan: ReplyPlan, body: Mapping[str, Any], kind: RequestKind, assessment: Assessment) -> Any:
     """The scripted answer: an object fitting the plan's schema, or a short text."""
-    script = ScriptedAnswers(body, kind, scores)
+    script = ScriptedAnswers(body, kind, assessment)
     if plan.schema is not None:
         return SchemaSynthesizer(plan.schema, script).synthesize(script.context())
     if kind.kind == "branch" and kind.material:
-        score = scores.get(kind.material, NEUTRAL_SCORE)
-        return f"{kind.material.capitalize()} scores {score}/10 for this part."
+        return summary(kind.material, assessment.score(kind.material), assessment.causes(kind.material))
     if kind.kind in ("aggregate", "single"):
         return f"Best: {script.best}; runner-up: {script.runner_up}."
     return "Hello from the emulated Claude."

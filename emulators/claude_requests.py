@@ -33,6 +33,7 @@ ERROR_TYPES: Final[Mapping[int, str]] = {
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",
+    503: "api_error",
     529: "overloaded_error",
 }
 
@@ -96,8 +97,6 @@ def check_body(body: Mapping[str, Any]) -> list[tuple[int, int]]:
             raise ApiError(400, f"{field}: Field required")
     if not isinstance(body["model"], str) or not body["model"]:
         raise ApiError(400, "model: Input should be a valid string")
-    if not body["model"].startswith("claude-"):
-        raise ApiError(404, f"model: {body['model']}")
     max_tokens = body["max_tokens"]
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise ApiError(400, "max_tokens: Input should be greater than or equal to 1")

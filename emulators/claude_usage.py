@@ -1,14 +1,17 @@
 """Token counts and prompt caching for the Claude emulator: deterministic and roughly realistic.
 
-Tokens: about 4 characters of text per token (system, messages, tools and the output schema), an
-image costs width x height / 750, an answer len(json) / 4.
+Tokens: a `Tokenizer` per model generation. The 4.x tokenizer (Haiku 4.5) counts about 4 characters
+of text per token (system, messages, tools and the output schema); the 5.x tokenizer counts the same
+text as about 30% more tokens (Anthropic's Sonnet 5 migration guide). An image costs width x height
+/ 750 tokens on both (the tokenizer change is about text). An answer counts like any other text.
 
 Caching: a block carrying `cache_control` ends a cacheable prefix, in the order tools -> output
 schema -> system -> messages (a top-level `cache_control` marks the last block). A prefix is keyed
 by a hash of its canonical JSON (with the model, output format and tool choice). Prefixes shorter
-than `MIN_CACHEABLE_TOKENS` are not cached. A request reads the longest prefix that is readable
-and writes the rest up to its last breakpoint; what it writes becomes readable only when it
-starts answering (`PromptCache.commit`), then lives for the TTL, refreshed by each read.
+than the model's minimum cacheable length (`PromptCache.lookup`'s `min_tokens`) are not cached. A
+request reads the longest prefix that is readable and writes the rest up to its last breakpoint;
+what it writes becomes readable only when it starts answering (`PromptCache.commit`), then lives
+for the TTL, refreshed by each read.
 """
 
 from __future__ import annotations
@@ -20,27 +23,40 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-CHARS_PER_TOKEN: Final = 4
+CHARS_PER_TOKEN_4X: Final = 4.0
+TOKENS_5X_PER_TOKEN_4X: Final = 1.3  # "about 30% more tokens" for the same text
 IMAGE_PIXELS_PER_TOKEN: Final = 750
-MIN_CACHEABLE_TOKENS: Final = 1024
 CACHE_TTL_S: Final[Mapping[str, float]] = {"5m": 300.0, "1h": 3600.0}
 
 Ttl = Literal["5m", "1h"]
 
 
-def text_tokens(text: str) -> int:
-    """Tokens for `text`: one per 4 characters, rounded up."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+@dataclass(frozen=True)
+class Tokenizer:
+    """How many characters of text make one token, for one model generation."""
+
+    chars_per_token: float
+
+    def text_tokens(self, text: str) -> int:
+        """Tokens for `text`, rounded up."""
+        return math.ceil(len(text) / self.chars_per_token)
+
+    def output_tokens(self, answer_text: str) -> int:
+        """Tokens for an answer; never zero, like the API's."""
+        return max(1, self.text_tokens(answer_text))
+
+    def chars_for(self, tokens: int) -> int:
+        """How many characters `tokens` tokens hold."""
+        return math.floor(tokens * self.chars_per_token)
+
+
+TOKENIZER_4X: Final = Tokenizer(CHARS_PER_TOKEN_4X)
+TOKENIZER_5X: Final = Tokenizer(CHARS_PER_TOKEN_4X / TOKENS_5X_PER_TOKEN_4X)
 
 
 def image_tokens(size: tuple[int, int]) -> int:
     """Tokens for an image of `size` (width, height) pixels."""
     return math.ceil(size[0] * size[1] / IMAGE_PIXELS_PER_TOKEN)
-
-
-def output_tokens(answer_text: str) -> int:
-    """Tokens for an answer; never zero, like the API's."""
-    return max(1, text_tokens(answer_text))
 
 
 def _canonical(value: Any) -> str:
@@ -90,11 +106,14 @@ def _blocks(body: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
                 yield role, block
 
 
-def layout(body: Mapping[str, Any], image_sizes: Sequence[tuple[int, int]]) -> PromptLayout:
-    """Count a request's input tokens and find its cache breakpoints.
+def layout(
+    body: Mapping[str, Any], image_sizes: Sequence[tuple[int, int]], tokenizer: Tokenizer = TOKENIZER_5X
+) -> PromptLayout:
+    """Count a request's input tokens with `tokenizer` and find its cache breakpoints.
 
     `image_sizes` are the decoded sizes of the top-level image blocks, in request order.
     """
+    text_tokens = tokenizer.text_tokens
     output_config = body.get("output_config")
     output_format = output_config.get("format") if isinstance(output_config, dict) else None
     running = hashlib.sha256(_canonical([body.get("model"), output_format, body.get("tool_choice")]).encode())
@@ -133,8 +152,8 @@ class CacheUse:
     write_ttl: Ttl
     pending: tuple[Breakpoint, ...]
 
-    def usage(self, answer_tokens: int) -> dict[str, Any]:
-        """The API's `usage` object for this request."""
+    def usage(self, output_tokens: int) -> dict[str, Any]:
+        """The API's `usage` object for this request; `output_tokens` counts thinking and answer."""
         return {
             "input_tokens": self.input_tokens,
             "cache_creation_input_tokens": self.cache_write_tokens,
@@ -143,7 +162,7 @@ class CacheUse:
                 "ephemeral_5m_input_tokens": self.cache_write_tokens if self.write_ttl == "5m" else 0,
                 "ephemeral_1h_input_tokens": self.cache_write_tokens if self.write_ttl == "1h" else 0,
             },
-            "output_tokens": answer_tokens,
+            "output_tokens": output_tokens,
             "service_tier": "standard",
         }
 
@@ -151,13 +170,15 @@ class CacheUse:
 class PromptCache:
     """Cached prefixes by key, each readable until its expiry (time.monotonic seconds)."""
 
-    def __init__(self, min_tokens: int = MIN_CACHEABLE_TOKENS) -> None:
-        self.min_tokens = min_tokens
+    def __init__(self) -> None:
         self._expiry: dict[str, float] = {}
 
-    def lookup(self, prompt: PromptLayout, now: float) -> CacheUse:
-        """Split `prompt` into read / write / uncached tokens; refreshes what it reads."""
-        eligible = [bp for bp in prompt.breakpoints if bp.tokens >= self.min_tokens]
+    def lookup(self, prompt: PromptLayout, now: float, *, min_tokens: int) -> CacheUse:
+        """Split `prompt` into read / write / uncached tokens; refreshes what it reads.
+
+        Prefixes shorter than `min_tokens` (the model's minimum cacheable length) are not cached.
+        """
+        eligible = [bp for bp in prompt.breakpoints if bp.tokens >= min_tokens]
         readable = [bp for bp in eligible if self._expiry.get(bp.key, -math.inf) > now]
         read = max(readable, key=lambda bp: bp.tokens, default=None)
         if read is not None:

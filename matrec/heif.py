@@ -1,272 +1,218 @@
-"""HEIC/HEIF photos for `matrec.images`: the header read by pillow_heif, the pixels decoded tile by tile.
+"""HEIC/HEIF photos for `matrec.images`, read through pillow_heif's public API only.
 
-iPhones and most Android phones store a photo as a grid of 512x512 HEVC tiles. pillow_heif decodes
-a 12 MP photo whole, holding its YCbCr planes and a 37 MB RGB copy at once. libheif's C API, which
-pillow_heif does not expose, decodes one tile at a time, so only the reduced image (a quarter of
-that) grows. It is bound with ctypes on first use; where it cannot be, pillow_heif decodes the
-whole image. Errors are Pillow's: damaged data raises OSError, SyntaxError or ValueError.
+libheif (through `pillow_heif.open_heif`) decodes the primary image whole, with its rotation,
+mirroring and crop (irot, imir, clap) applied and 10/12-bit samples scaled to 8 bits; pillow_heif
+offers no scaled or tile-by-tile decoding. The decoded pixels are reduced by a whole factor band by
+band, so no second full-size copy is made, and are freed when the caller drops its `HeifPicture`.
+The image returned is upright and carries no orientation (EXIF, XMP) to apply again. An embedded
+thumbnail is decoded instead when one is large enough (phones store small ones, so it rarely is).
+
+Two things libheif does not report are read from the file's boxes, before any pixel is decoded:
+the largest image the file stores (its `ispe` boxes, which a crop may hide), for the
+decompression-bomb check; and whether every byte the items point to (`iloc`) is there, because
+libheif fills a missing grid tile with green rather than fail, so a photo cut off during upload
+would pass as a photo.
+
+Nothing here is global or mutable: `pillow_heif.options` are read, never set, so several threads
+may decode at once. Damaged or unreadable data raises OSError, as Pillow's own plugins do.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import importlib.util
-import itertools
-from collections.abc import Callable
-from types import SimpleNamespace
-from typing import IO, Any, Final, cast
+import contextlib
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final, cast
 
-from PIL import Image, ImageFile
+import pillow_heif
+from PIL import Image
 
-BAND_ROWS: Final = 256  # rows of a decoded tile copied into Pillow at once (~4 MB at 4032 px)
+BAND_ROWS: Final = 256  # rows of decoded pixels unpacked into Pillow at once (~3 MB at 4032 px)
+MAX_SCALED_COPY_SKEW_PX: Final = 2  # a thumbnail's aspect may differ from the image's by rounding only
 
-_COLORSPACE_RGB: Final = 1
-_CHROMA_RGB: Final = 10
-_CHROMA_RGBA: Final = 11
-_CHANNEL_INTERLEAVED: Final = 10
-_PROPERTY_ROTATION: Final = int.from_bytes(b"irot", "big")
-_PROPERTY_MIRROR: Final = int.from_bytes(b"imir", "big")
-_PROPERTY_CROP: Final = int.from_bytes(b"clap", "big")
-_MIRROR_VERTICAL: Final = 0  # flips top and bottom
-_TRANSPOSE_FOR_CCW_ANGLE = {
-    90: Image.Transpose.ROTATE_90,
-    180: Image.Transpose.ROTATE_180,
-    270: Image.Transpose.ROTATE_270,
+# pillow_heif's pixel layouts (with convert_hdr_to_8bit) as (Pillow mode, Pillow raw mode).
+_PIXEL_LAYOUTS: Final[dict[str, tuple[str, str]]] = {
+    "RGB": ("RGB", "RGB"),
+    "RGBA": ("RGBA", "RGBA"),
+    "RGBa": ("RGBA", "RGBa"),  # premultiplied alpha, unmultiplied as it is unpacked
+    "L": ("L", "L"),
+    "I;16": ("L", "L;16"),  # 10/12-bit grey scaled to 16 bits, little-endian: the high byte is kept
 }
+_BOX_HEADER: Final = struct.Struct(">I4s")
+_FULL_BOX_HEADER_BYTES: Final = 4  # version and flags
+_IN_THIS_FILE: Final = 0  # iloc construction method: the data lies at a file offset
 
 
-class _Error(ctypes.Structure):
-    _fields_ = (("code", ctypes.c_int), ("subcode", ctypes.c_int), ("message", ctypes.c_char_p))
+@dataclass(frozen=True)
+class _Layout:
+    """What the boxes declare: every stored image size, and the last byte any item's data needs."""
+
+    stored_sizes: tuple[tuple[int, int], ...]
+    data_end: int
 
 
-class _Tiling(ctypes.Structure):
-    _fields_ = (
-        ("version", ctypes.c_int),
-        ("num_columns", ctypes.c_uint32),
-        ("num_rows", ctypes.c_uint32),
-        ("tile_width", ctypes.c_uint32),
-        ("tile_height", ctypes.c_uint32),
-        ("rest", ctypes.c_uint8 * 256),  # later fields, with room for what newer versions add
-    )
+class HeifPicture:
+    """The primary image of a HEIF file: its header read and found complete, no pixel decoded yet."""
+
+    def __init__(self, data: bytes) -> None:
+        layout = _layout(data)
+        if layout.data_end > len(data):
+            raise OSError(f"HEIF: the file is cut off at {len(data):,} bytes; its images need {layout.data_end:,}")
+        with _as_os_error():
+            heif_file = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)
+        if len(heif_file) == 0:
+            raise OSError("HEIF: the file holds no image")
+        self._image = heif_file[heif_file.primary_index]
+        self.size: tuple[int, int] = self._image.size
+        """Width and height as displayed: after rotation, mirroring and crop."""
+        if 0 in self.size:  # libheif reports an image without `ispe` box as 0x0 rather than fail
+            raise OSError("HEIF: the image declares no size")
+        self.stored_size: tuple[int, int] = max(layout.stored_sizes, key=_area, default=self.size)
+        """The largest image the file stores, before any crop: what decoding may allocate."""
+
+    def decoded(self, min_size: tuple[int, int]) -> Image.Image:
+        """The pixels as displayed, reduced by a whole factor while still covering `min_size`."""
+        source = _thumbnail_covering(self._image, min_size) or self._image
+        width, height = source.size
+        reduced = _reduced(source, max(1, min(width // min_size[0], height // min_size[1])))
+        # Only the colour profile is carried over: the EXIF or XMP orientation only repeats the
+        # rotation libheif has applied, and must not be applied again.
+        icc_profile = self._image.info.get("icc_profile")
+        reduced.info = {"icc_profile": icc_profile} if icc_profile else {}
+        return reduced
 
 
-class _DecodingOptionsHead(ctypes.Structure):
-    _fields_ = (("version", ctypes.c_uint8), ("ignore_transformations", ctypes.c_uint8))
-
-
-_P = ctypes.c_void_p
-_ID = ctypes.c_uint32
-_INT_OUT = ctypes.POINTER(ctypes.c_int)
-# Every libheif function called here, as (return type, argument types) from libheif's headers. Only
-# these are bound, so calling any other is an AttributeError rather than an undeclared call.
-_SIGNATURES: Final[dict[str, tuple[Any, tuple[Any, ...]]]] = {
-    "heif_context_alloc": (_P, ()),
-    "heif_context_free": (None, (_P,)),
-    "heif_context_read_from_memory_without_copy": (_Error, (_P, ctypes.c_char_p, ctypes.c_size_t, _P)),
-    "heif_context_get_primary_image_handle": (_Error, (_P, ctypes.POINTER(_P))),
-    "heif_image_handle_release": (None, (_P,)),
-    "heif_image_handle_get_item_id": (_ID, (_P,)),
-    "heif_image_handle_get_ispe_width": (ctypes.c_int, (_P,)),
-    "heif_image_handle_get_ispe_height": (ctypes.c_int, (_P,)),
-    "heif_image_handle_get_image_tiling": (_Error, (_P, ctypes.c_int, ctypes.POINTER(_Tiling))),
-    "heif_decoding_options_alloc": (_P, ()),
-    "heif_decoding_options_free": (None, (_P,)),
-    "heif_image_handle_decode_image_tile": (
-        _Error,
-        (_P, ctypes.POINTER(_P), ctypes.c_int, ctypes.c_int, _P, ctypes.c_uint32, ctypes.c_uint32),
-    ),
-    "heif_image_get_plane_readonly": (_P, (_P, ctypes.c_int, _INT_OUT)),
-    "heif_image_get_width": (ctypes.c_int, (_P, ctypes.c_int)),
-    "heif_image_get_height": (ctypes.c_int, (_P, ctypes.c_int)),
-    "heif_image_release": (None, (_P,)),
-    "heif_item_get_transformation_properties": (ctypes.c_int, (_P, _ID, ctypes.POINTER(_ID), ctypes.c_int)),
-    "heif_item_get_property_type": (ctypes.c_int, (_P, _ID, _ID)),
-    "heif_item_get_property_transform_rotation_ccw": (ctypes.c_int, (_P, _ID, _ID)),
-    "heif_item_get_property_transform_mirror": (ctypes.c_int, (_P, _ID, _ID)),
-    "heif_item_get_property_transform_crop_borders": (
-        None,
-        (_P, _ID, _ID, ctypes.c_int, ctypes.c_int, _INT_OUT, _INT_OUT, _INT_OUT, _INT_OUT),
-    ),
-}
-
-
-def open_heif(stream: IO[bytes]) -> ImageFile.ImageFile:
-    """The HEIF image's header, read by pillow_heif's Pillow plugin; no pixels are decoded yet."""
-    import pillow_heif  # loads libheif, so only on first use
-
-    # The plugin class is used directly: registering it would change Image.open for the whole process.
-    # (Typed here because pillow_heif leaves its constructor unannotated.)
-    plugin: Callable[[IO[bytes]], ImageFile.ImageFile] = pillow_heif.HeifImageFile
-    return plugin(stream)
-
-
-def decode_heif(
-    data: bytes,
-    header: ImageFile.ImageFile,
-    *,
-    min_size: tuple[int, int],
-    check_stored_size: Callable[[tuple[int, int]], None],
-) -> Image.Image:
-    """The pixels of `header` (opened from `data`), reduced by a whole factor while still covering `min_size`."""
-    libheif = _libheif()
-    if libheif is None:
-        header.load()
-        return header
-    context = libheif.heif_context_alloc()
-    if not context:
-        raise MemoryError("libheif could not allocate a context")
-    handle = ctypes.c_void_p()
+@contextlib.contextmanager
+def _as_os_error() -> Iterator[None]:
+    """pillow_heif's documented errors for bad data, raised as the OSError Pillow uses for it."""
     try:
-        # Without copy: `data` outlives the context, which is freed below.
-        _checked(libheif.heif_context_read_from_memory_without_copy(context, data, len(data), None))
-        _checked(libheif.heif_context_get_primary_image_handle(context, ctypes.byref(handle)))
-        # The stored size, before any rotation or crop; a crop may hide most of it, so check it too.
-        stored = (
-            libheif.heif_image_handle_get_ispe_width(handle),
-            libheif.heif_image_handle_get_ispe_height(handle),
-        )
-        check_stored_size(stored)
-        scale = min(header.size[0] // min_size[0], header.size[1] // min_size[1])
-        rawmode = header.mode if header.mode in ("RGBA", "RGBa") else "RGB"  # RGBa: premultiplied alpha
-        reduced, factor = _reduced(libheif, handle, stored, scale, rawmode)
-        item = libheif.heif_image_handle_get_item_id(handle)
-        reduced = _transformed(libheif, context, item, reduced, stored, factor)
-    finally:
-        if handle:
-            libheif.heif_image_handle_release(handle)
-        libheif.heif_context_free(context)
-    reduced.info = header.info  # EXIF, XMP and colour profile, as pillow_heif reads them
+        yield
+    except (ValueError, EOFError, SyntaxError, RuntimeError) as error:
+        raise OSError(f"HEIF: {error}") from error
+
+
+def _area(size: tuple[int, int]) -> int:
+    return size[0] * size[1]
+
+
+def _thumbnail_covering(image: pillow_heif.HeifImage, min_size: tuple[int, int]) -> pillow_heif.HeifThumbnail | None:
+    """The smallest embedded thumbnail that covers `min_size` and is a scaled copy of the image."""
+    width, height = image.size
+    candidates = []
+    thumbnail_ids = image.info.get("thumbnails")
+    for index in range(len(thumbnail_ids) if isinstance(thumbnail_ids, list) else 0):
+        with _as_os_error():
+            thumbnail = image.get_thumbnail(index)
+        thumb_width, thumb_height = thumbnail.size
+        if (
+            thumbnail.mode == image.mode
+            and thumb_width >= min_size[0]
+            and thumb_height >= min_size[1]
+            and _area(thumbnail.size) < _area(image.size)
+            # Another aspect ratio means another crop or a quarter turn: not the same picture.
+            and abs(thumb_width * height - thumb_height * width) <= MAX_SCALED_COPY_SKEW_PX * max(width, height)
+        ):
+            candidates.append(thumbnail)
+    return min(candidates, key=lambda thumbnail: _area(thumbnail.size), default=None)
+
+
+def _reduced(source: pillow_heif.HeifImage | pillow_heif.HeifThumbnail, factor: int) -> Image.Image:
+    """The decoded pixels, unpacked and reduced by `factor` a band of rows at a time."""
+    if source.mode not in _PIXEL_LAYOUTS:
+        raise OSError(f"HEIF: pixels of mode {source.mode} cannot be read")
+    mode, rawmode = _PIXEL_LAYOUTS[source.mode]
+    with _as_os_error():
+        pixels = memoryview(source.data)  # decodes; a view, so slicing it below copies nothing
+    stride = source.stride
+    width, height = source.size  # read after decoding, which may change it
+    if stride * height > len(pixels):
+        raise OSError("HEIF: the decoded image is smaller than its size")
+    reduced = Image.new(mode, (-(-width // factor), -(-height // factor)))  # as Image.reduce: ceil
+    band_rows = max(1, BAND_ROWS // factor) * factor  # whole blocks, so bands reduce as the whole would
+    for top in range(0, height, band_rows):
+        rows = min(band_rows, height - top)
+        window = cast("bytes", pixels[top * stride : (top + rows) * stride])  # Pillow takes any buffer
+        band = Image.frombuffer(mode, (width, rows), window, "raw", rawmode, stride, 1)
+        reduced.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
     return reduced
 
 
-@functools.cache
-def _libheif() -> SimpleNamespace | None:
-    """The libheif pillow_heif is linked with, its functions bound as _SIGNATURES says; None where it cannot be.
-
-    The symbols are looked up through pillow_heif's extension, whose dependencies the loader
-    searches too (as on Linux), so no second copy of libheif is loaded. Where they are not found
-    (another platform, or a libheif older than 1.19, without tile decoding) pillow_heif decodes
-    the whole image.
-    """
-    spec = importlib.util.find_spec("_pillow_heif")
-    if spec is None or spec.origin is None:
-        return None
-    functions = {}
-    try:
-        library = ctypes.CDLL(spec.origin)
-        for name, (restype, argtypes) in _SIGNATURES.items():
-            function = getattr(library, name)
-            function.restype, function.argtypes = restype, argtypes
-            functions[name] = function
-    except (OSError, AttributeError):
-        return None
-    return SimpleNamespace(**functions)
+def _layout(data: bytes) -> _Layout:
+    """The stored sizes (`ispe`) and the end of the item data (`iloc`) the file's `meta` box declares."""
+    stored_sizes: list[tuple[int, int]] = []
+    data_end = 0
+    for kind, start, end in _boxes(data, 0, len(data)):
+        if kind != b"meta":
+            continue
+        for child, child_start, child_end in _boxes(data, start + _FULL_BOX_HEADER_BYTES, end):
+            if child == b"iloc":
+                data_end = max(data_end, _item_data_end(_Cursor(data, child_start, child_end)))
+            elif child == b"iprp":
+                stored_sizes.extend(_stored_sizes(data, child_start, child_end))
+        break
+    return _Layout(tuple(stored_sizes), data_end)
 
 
-def _checked(error: _Error) -> None:
-    if error.code:
-        message = error.message.decode(errors="replace") if error.message else "unknown error"
-        raise OSError(f"libheif: {message}")
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(type, payload start, end) of each box in data[start:end]; OSError for one that runs past `end`."""
+    position = start
+    while end - position >= _BOX_HEADER.size:
+        size, kind = _BOX_HEADER.unpack_from(data, position)
+        payload = position + _BOX_HEADER.size
+        if size == 1:  # a 64-bit size follows the type
+            size = _Cursor(data, payload, end).uint(8)
+            payload += 8
+        elif size == 0:  # the box runs to the end of its container
+            size = end - position
+        if size < payload - position or position + size > end:
+            raise OSError(f"HEIF: the {kind!r} box runs past the end of the file (cut off?)")
+        yield kind, payload, position + size
+        position += size
 
 
-def _reduced(
-    libheif: SimpleNamespace, handle: ctypes.c_void_p, stored: tuple[int, int], scale: int, rawmode: str
-) -> tuple[Image.Image, int]:
-    """The image as stored (not yet rotated), each tile reduced as it is decoded; and the factor."""
-    tiling = _Tiling()
-    _checked(libheif.heif_image_handle_get_image_tiling(handle, 0, ctypes.byref(tiling)))
-    tiled = tiling.num_columns * tiling.num_rows > 1
-    # Reducing by a factor that divides the tile size gives what reducing the whole would: no seams.
-    factor = max(
-        f for f in range(1, scale + 1) if not tiled or (tiling.tile_width % f == 0 and tiling.tile_height % f == 0)
-    )
-    mode, chroma = ("RGB", _CHROMA_RGB) if rawmode == "RGB" else ("RGBA", _CHROMA_RGBA)
-    reduced: Image.Image | None = None
-    options = libheif.heif_decoding_options_alloc()
-    if not options:
-        raise MemoryError("libheif could not allocate decoding options")
-    try:
-        # Rotations, mirrorings and crops are applied afterwards, to the reduced image.
-        ctypes.cast(options, ctypes.POINTER(_DecodingOptionsHead)).contents.ignore_transformations = 1
-        for row, column in itertools.product(range(tiling.num_rows), range(tiling.num_columns)):
-            tile = ctypes.c_void_p()
-            try:
-                _checked(
-                    libheif.heif_image_handle_decode_image_tile(
-                        handle, ctypes.byref(tile), _COLORSPACE_RGB, chroma, options, column, row
-                    )
-                )
-                if reduced is None:  # made after the first decode: an untiled image's peak stays lower
-                    reduced = Image.new(mode, _reduced_size(stored, factor))
-                origin = column * tiling.tile_width, row * tiling.tile_height
-                _paste_reduced(libheif, tile, reduced, origin, stored, factor, rawmode)
-            finally:
-                if tile:
-                    libheif.heif_image_release(tile)
-    finally:
-        libheif.heif_decoding_options_free(options)
-    if reduced is None:
-        raise OSError("libheif: the image has no tiles")
-    return reduced, factor
+def _stored_sizes(data: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Width and height of every `ispe` (image spatial extents) property in an `iprp` box."""
+    for kind, container_start, container_end in _boxes(data, start, end):
+        if kind == b"ipco":
+            for prop, prop_start, prop_end in _boxes(data, container_start, container_end):
+                if prop == b"ispe":
+                    cursor = _Cursor(data, prop_start + _FULL_BOX_HEADER_BYTES, prop_end)
+                    yield cursor.uint(4), cursor.uint(4)
 
 
-def _reduced_size(size: tuple[int, int], factor: int) -> tuple[int, int]:
-    return -(-size[0] // factor), -(-size[1] // factor)  # as Image.reduce: a partial block counts
+def _item_data_end(cursor: _Cursor) -> int:
+    """The furthest byte of the file any item's data reaches, as an `iloc` box (ISO 14496-12 8.11.3) says."""
+    version = cursor.uint(1)
+    cursor.uint(3)  # flags
+    offset_size, length_size = divmod(cursor.uint(1), 16)
+    base_offset_size, index_size = divmod(cursor.uint(1), 16)
+    if version not in (1, 2):
+        index_size = 0  # reserved in version 0
+    wide = version == 2
+    data_end = 0
+    for _ in range(cursor.uint(4 if wide else 2)):
+        cursor.uint(4 if wide else 2)  # item ID
+        method = cursor.uint(2) & 0xF if version in (1, 2) else _IN_THIS_FILE
+        data_reference = cursor.uint(2)  # 0: this file
+        in_this_file = method == _IN_THIS_FILE and data_reference == 0
+        base_offset = cursor.uint(base_offset_size)
+        for _ in range(cursor.uint(2)):
+            cursor.uint(index_size)
+            offset, length = cursor.uint(offset_size), cursor.uint(length_size)
+            if in_this_file:
+                data_end = max(data_end, base_offset + offset + length)
+    return data_end
 
 
-def _paste_reduced(
-    libheif: SimpleNamespace,
-    tile: ctypes.c_void_p,
-    reduced: Image.Image,
-    origin: tuple[int, int],
-    stored: tuple[int, int],
-    factor: int,
-    rawmode: str,
-) -> None:
-    """Copy one decoded tile into `reduced`, band by band; nothing refers to its memory afterwards."""
-    stride = ctypes.c_int()
-    address = libheif.heif_image_get_plane_readonly(tile, _CHANNEL_INTERLEAVED, ctypes.byref(stride))
-    if not address:
-        raise OSError("libheif: a decoded tile has no pixels")
-    tile_height = libheif.heif_image_get_height(tile, _CHANNEL_INTERLEAVED)
-    x, y = origin
-    width = min(libheif.heif_image_get_width(tile, _CHANNEL_INTERLEAVED), stored[0] - x)
-    height = min(tile_height, stored[1] - y)  # tiles on the right and bottom edges overhang
-    pixels = memoryview((ctypes.c_uint8 * (stride.value * tile_height)).from_address(address))
-    band_rows = max(1, BAND_ROWS // factor) * factor
-    for top in range(0, height, band_rows):
-        rows = min(band_rows, height - top)
-        window = cast("bytes", pixels[top * stride.value : (top + rows) * stride.value])  # a view: no copy
-        band = Image.frombuffer(reduced.mode, (width, rows), window, "raw", rawmode, stride.value, 1)
-        reduced.paste(band.reduce(factor) if factor > 1 else band, (x // factor, (y + top) // factor))
+class _Cursor:
+    """Reads big-endian unsigned integers from data[position:end]; OSError past the end."""
 
+    def __init__(self, data: bytes, position: int, end: int) -> None:
+        self._data, self._position, self._end = data, position, end
 
-def _transformed(
-    libheif: SimpleNamespace, context: int, item: int, image: Image.Image, stored: tuple[int, int], factor: int
-) -> Image.Image:
-    """The image rotated, mirrored and cropped as the file's properties say, in their order."""
-    count = libheif.heif_item_get_transformation_properties(context, item, None, 0)
-    properties = (ctypes.c_uint32 * count)()
-    libheif.heif_item_get_transformation_properties(context, item, properties, count)
-    width, height = stored  # full scale, as the crop borders are computed from it
-    for prop in properties:
-        kind = libheif.heif_item_get_property_type(context, item, prop)
-        if kind == _PROPERTY_ROTATION:
-            angle = libheif.heif_item_get_property_transform_rotation_ccw(context, item, prop)
-            if angle in _TRANSPOSE_FOR_CCW_ANGLE:
-                image = image.transpose(_TRANSPOSE_FOR_CCW_ANGLE[angle])
-                width, height = (width, height) if angle == 180 else (height, width)
-        elif kind == _PROPERTY_MIRROR:
-            vertical = libheif.heif_item_get_property_transform_mirror(context, item, prop) == _MIRROR_VERTICAL
-            image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM if vertical else Image.Transpose.FLIP_LEFT_RIGHT)
-        elif kind == _PROPERTY_CROP:
-            borders = [ctypes.c_int() for _ in range(4)]
-            libheif.heif_item_get_property_transform_crop_borders(
-                context, item, prop, width, height, *(ctypes.byref(border) for border in borders)
-            )
-            left, top, right, bottom = (border.value for border in borders)
-            box = (left // factor, top // factor, -(-(width - right) // factor), -(-(height - bottom) // factor))
-            image = image.crop(box)
-            width, height = width - left - right, height - top - bottom
-    return image
+    def uint(self, byte_count: int) -> int:
+        start, self._position = self._position, self._position + byte_count
+        if self._position > self._end:
+            raise OSError("HEIF: a box ends in the middle of a field (cut off?)")
+        return int.from_bytes(self._data[start : self._position], "big")

@@ -80,7 +80,7 @@ _TRANSPOSE_FOR_ORIENTATION = {  # the EXIF rule, as in PIL.ImageOps.exif_transpo
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-# What Pillow and pillow_heif raise for damaged data (ImageFile turns IndexError etc. into SyntaxError).
+# What Pillow raises for damaged data (ImageFile turns IndexError etc. into SyntaxError); matrec.heif raises OSError.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
@@ -233,7 +233,7 @@ def _looks_like_text(head: bytes) -> bool:
     return all(char.isprintable() or char in "\t\n\r\f" for char in text)
 
 
-def _open(data: bytes, image_format: ImageFormat) -> ImageFile.ImageFile:
+def _open(data: bytes, image_format: Literal["jpeg", "png", "gif", "webp"]) -> ImageFile.ImageFile:
     """Read the header with the one plugin for the sniffed format; no pixels are decoded yet.
 
     The plugin classes are used directly rather than Image.open, whose own pixel check would warn
@@ -250,8 +250,6 @@ def _open(data: bytes, image_format: ImageFormat) -> ImageFile.ImageFile:
             return GifImagePlugin.GifImageFile(stream)  # positioned on the first frame
         case "webp":
             return WebPImagePlugin.WebPImageFile(stream)  # first frame of an animation
-        case "heif":
-            return heif.open_heif(stream)
 
 
 def _decode(
@@ -259,20 +257,15 @@ def _decode(
 ) -> tuple[Image.Image, tuple[int, int]]:
     """The loaded pixels, possibly already reduced, and the stored size the header declares."""
     try:
+        if image_format == "heif":
+            return _decode_heif(data, max_edge_px=max_edge_px, max_pixels=max_pixels)
         image = _open(data, image_format)
         _check_dimensions(image.size, max_pixels)
         original_size = image.size
         target = _fitted_size(original_size, max_edge_px)
-        # JPEG decodes at 1/2, 1/4 or 1/8 scale (a 12 MP photo then needs ~12 MB, not ~48 MB);
-        # HEIF may pick an embedded thumbnail at least as large as the target.
-        drafted = target != original_size and image.draft(None, target) is not None
-        if image_format == "heif" and not drafted:
-            decoded = heif.decode_heif(
-                data, image, min_size=target, check_stored_size=lambda size: _check_dimensions(size, max_pixels)
-            )
-        else:
-            image.load()  # decodes every pixel, so truncated data fails here
-            decoded = image
+        if target != original_size:
+            image.draft(None, target)  # JPEG decodes at 1/2, 1/4 or 1/8 scale: 12 MP in ~12 MB, not ~48 MB
+        image.load()  # decodes every pixel, so truncated data fails here
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise _rejection(
             ImageKind.TOO_MANY_PIXELS,
@@ -286,10 +279,29 @@ def _decode(
             "during upload), so it cannot be read.",
             advice="Please send the photo again",
         ) from error
-    return decoded, original_size
+    return image, original_size
+
+
+def _decode_heif(data: bytes, *, max_edge_px: int, max_pixels: int) -> tuple[Image.Image, tuple[int, int]]:
+    """As `_decode`, for HEIF: the stored size is checked too, as a crop may hide most of what is decoded."""
+    picture = heif.HeifPicture(data)
+    _check_dimensions(picture.size, max_pixels)
+    _check_pixel_count(picture.stored_size, max_pixels)
+    return picture.decoded(min_size=_fitted_size(picture.size, max_edge_px)), picture.size
 
 
 def _check_dimensions(size: tuple[int, int], max_pixels: int) -> None:
+    _check_pixel_count(size, max_pixels)
+    width, height = size
+    if max(size) > MAX_ASPECT_RATIO * min(size):
+        raise _rejection(
+            ImageKind.UNSUPPORTED,
+            f"The image is {width}x{height} pixels, a strip more than {MAX_ASPECT_RATIO} times longer "
+            "than it is wide, which cannot be analysed.",
+        )
+
+
+def _check_pixel_count(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
         raise _rejection(
@@ -297,12 +309,6 @@ def _check_dimensions(size: tuple[int, int], max_pixels: int) -> None:
             f"The image is {width}x{height} pixels ({_millions(width * height, round_up=True)} "
             f"megapixels), over the {_millions(max_pixels)}-megapixel limit.",
             advice="Please send a smaller photo of the part",
-        )
-    if max(size) > MAX_ASPECT_RATIO * min(size):
-        raise _rejection(
-            ImageKind.UNSUPPORTED,
-            f"The image is {width}x{height} pixels, a strip more than {MAX_ASPECT_RATIO} times longer "
-            "than it is wide, which cannot be analysed.",
         )
 
 

@@ -25,6 +25,8 @@ from matrec.settings import EngineSettings
 
 KEY = "test-key"
 MODEL = "claude-sonnet-5-5"
+FORCED_TOOL_MODEL = "claude-sonnet-5"  # Sonnet 5.5 rejects forced tool_choice
+HIGH_MINIMUM_CACHE_MODEL = "claude-haiku-4-5"  # caches prefixes of 4,096 tokens and up
 FAST_RETRY_S = 0.01
 LONG_SHARED_TEXT = "<part_context>\n" + "A die-cast bracket holding a pump to a wall. " * 120 + "\n</part_context>"
 
@@ -42,12 +44,15 @@ async def client(emulator: ClaudeEmulator) -> AsyncIterator[anthropic.AsyncAnthr
     await sdk.close()
 
 
-def _adapter(emulator: ClaudeEmulator, *, key: str = KEY, timeout_s: float = 5.0, max_retries: int = 2) -> Claude:
+def _adapter(
+    emulator: ClaudeEmulator, *, key: str = KEY, timeout_s: float = 5.0, max_retries: int = 2, model: str = MODEL
+) -> Claude:
     settings = EngineSettings(
         anthropic_api_key=key,
         anthropic_base_url=emulator.base_url,
         request_timeout_s=timeout_s,
         max_retries=max_retries,
+        model=model,
     )
     return Claude.from_settings(settings)
 
@@ -176,7 +181,7 @@ async def test_parse_of_an_aggregate_ranks_only_the_classes_present(client: anth
 
 async def test_a_forced_tool_is_answered_with_tool_use(client: anthropic.AsyncAnthropic) -> None:
     message = await client.messages.create(
-        model=MODEL,
+        model=FORCED_TOOL_MODEL,
         max_tokens=2048,
         messages=[{"role": "user", "content": "<material_class>wood</material_class>"}],
         tools=[{"name": "report", "description": "Report the analysis", "input_schema": _schema(BranchAnalysis)}],
@@ -194,7 +199,7 @@ async def test_a_forced_tool_is_answered_with_tool_use(client: anthropic.AsyncAn
 
 async def test_a_streamed_forced_tool_call_arrives_as_input_json(client: anthropic.AsyncAnthropic) -> None:
     async with client.messages.stream(
-        model=MODEL,
+        model=FORCED_TOOL_MODEL,
         max_tokens=2048,
         messages=[{"role": "user", "content": "<material_class>metal</material_class>"}],
         tools=[{"name": "report", "input_schema": _schema(BranchAnalysis)}],
@@ -531,8 +536,10 @@ async def test_branches_sent_after_the_first_starts_answering_read_the_cache(
     assert all(r.usage.input_tokens < 100 for r in rest)
 
 
-async def test_a_prefix_below_the_minimum_is_not_cached(emulator: ClaudeEmulator, claude: Claude) -> None:
-    await _branch(claude, cache_prefix=True)
-    reply = await _branch(claude, cache_prefix=True)
+async def test_a_prefix_below_the_minimum_is_not_cached(emulator: ClaudeEmulator) -> None:
+    haiku = _adapter(emulator, model=HIGH_MINIMUM_CACHE_MODEL)
+    await _branch(haiku, cache_prefix=True)
+    reply = await _branch(haiku, cache_prefix=True)
+    await haiku.aclose()
     assert (reply.usage.cache_write_tokens, reply.usage.cache_read_tokens) == (0, 0)
     assert len(emulator.cache) == 0

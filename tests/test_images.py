@@ -17,7 +17,6 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageChops, ImageFile, ImageStat
 
-from matrec import heif
 from matrec.errors import ImageError, ImageKind
 from matrec.images import ACCEPTED_FORMATS_TEXT, MAX_EDGE_PX, PreparedImage, prepare_image, sniff_format
 
@@ -192,23 +191,6 @@ def test_a_greyscale_heic_is_sent_with_its_grey() -> None:
     prepared = prepare_image(_encoded(Image.new("L", (128, 96), 128), "HEIF", quality=90))
 
     assert _near(_sent(prepared).getpixel((64, 48)), (128, 128, 128), tolerance=8)
-
-
-def test_heic_tiles_are_decoded_through_the_libheif_pillow_heif_ships() -> None:
-    # Without it every HEIC is decoded whole (three times the memory): it must not go unnoticed.
-    prepare_image(_heic(_quadrants(64, 64)))
-
-    assert heif._libheif() is not None
-
-
-def test_a_tiled_heic_is_decoded_whole_where_libheif_cannot_be_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    stored = _quadrants(1024, 640)
-    monkeypatch.setattr(heif, "_libheif", lambda: None)
-
-    prepared = prepare_image(_heic(stored, 6), max_edge_px=256)
-
-    assert (prepared.width, prepared.height) == (160, 256)
-    assert _difference(_sent(prepared), stored.transpose(Image.Transpose.ROTATE_270)) < 4
 
 
 def test_only_the_first_frame_of_an_animated_gif_is_sent() -> None:
