@@ -61,6 +61,7 @@ _DELTA_USAGE_KEYS: Final = (
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
     "output_tokens",
+    "output_tokens_details",
 )
 _MATCHES: Final = frozenset({*CLASS_ORDER, "branch", "aggregate", "single", "generic"})
 
@@ -361,7 +362,7 @@ class ClaudeEmulator:
         )
         record.thinking_tokens, record.output_tokens = reply.thinking_tokens, reply.output_tokens
         record.stop_reason = reply.stop_reason
-        record.usage = cache_use.usage(reply.output_tokens)
+        record.usage = cache_use.usage(reply.output_tokens, reply.thinking_tokens)
         timing = self._timing(record, reply)
         record.first_byte_s, record.service_s = timing.first_byte_s, timing.service_s
         if record.stream:
@@ -443,7 +444,7 @@ class ClaudeEmulator:
         await self._sleep_until(record.arrived_at + timing.first_byte_s)
         assert record.usage is not None
         self._started(record, cache_use)  # readable by the time the client sees message_start
-        start_usage = {**record.usage, "output_tokens": 1}
+        start_usage = {**record.usage, "output_tokens": 1, "output_tokens_details": {"thinking_tokens": 0}}
         await send("message_start", {"type": "message_start", "message": self._message(record, [], None, start_usage)})
         if record.fault is Fault.OVERLOADED_MIDSTREAM:
             await send("error", ApiError(529, "Overloaded").body(record.request_id))

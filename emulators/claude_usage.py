@@ -152,7 +152,7 @@ class CacheUse:
     write_ttl: Ttl
     pending: tuple[Breakpoint, ...]
 
-    def usage(self, output_tokens: int) -> dict[str, Any]:
+    def usage(self, output_tokens: int, thinking_tokens: int = 0) -> dict[str, Any]:
         """The API's `usage` object for this request; `output_tokens` counts thinking and answer."""
         return {
             "input_tokens": self.input_tokens,
@@ -163,6 +163,7 @@ class CacheUse:
                 "ephemeral_1h_input_tokens": self.cache_write_tokens if self.write_ttl == "1h" else 0,
             },
             "output_tokens": output_tokens,
+            "output_tokens_details": {"thinking_tokens": thinking_tokens},
             "service_tier": "standard",
         }
 
