@@ -68,10 +68,26 @@ class Rendered:
     blocks: list[dict[str, Any]]  # <= 50 blocks, every section text <= 3,000 chars
 
 
-def board(snapshot: RunSnapshot | None, *, part: str, context: str, mode: Mode = Mode.PARALLEL) -> Rendered:
-    """The live consultation board; `snapshot` None is the placeholder before the engine starts."""
+def queued_note(ahead: int) -> str:
+    """The board's note while a consultation waits for its turn."""
+    others = "1 consultation is" if ahead == 1 else f"{ahead} consultations are"
+    if ahead == 0:
+        return f":hourglass_flowing_sand: Queued: next in line; it starts by itself{ELLIPSIS}"
+    return f":hourglass_flowing_sand: Queued: {others} ahead of this one; it starts by itself."
+
+
+def board(
+    snapshot: RunSnapshot | None, *, part: str, context: str, mode: Mode = Mode.PARALLEL, note: str = ""
+) -> Rendered:
+    """The live consultation board; `snapshot` None is the placeholder before the engine starts.
+
+    `note` is one line of ours under the part (queued, resumed after a restart).
+    """
     shown_mode = snapshot.mode if snapshot is not None else mode
-    blocks = [header(TITLE), section(_intro(part, context, snapshot, shown_mode)), divider()]
+    blocks = [header(TITLE), section(_intro(part, context, snapshot, shown_mode))]
+    if note:
+        blocks.append(context_block(clip(note, NOTE_CHARS)))
+    blocks.append(divider())
     recommendation = snapshot.recommendation if snapshot is not None else None
     texts = class_texts(
         snapshot.branches if snapshot is not None else (),
@@ -82,7 +98,7 @@ def board(snapshot: RunSnapshot | None, *, part: str, context: str, mode: Mode =
     blocks.extend(section(text) for text in texts)
     if snapshot is not None:
         blocks.extend(_outcome(snapshot))
-    return Rendered(text=_fallback(snapshot, part, shown_mode), blocks=capped(blocks))
+    return Rendered(text=_fallback(snapshot, part, shown_mode, note), blocks=capped(blocks))
 
 
 def board_error(*, part: str, context: str, message: str) -> Rendered:
@@ -215,9 +231,11 @@ def _extras(rec: Recommendation) -> str:
     return "\n".join(lines)
 
 
-def _fallback(snapshot: RunSnapshot | None, part: str, mode: Mode) -> str:
+def _fallback(snapshot: RunSnapshot | None, part: str, mode: Mode, note: str = "") -> str:
     lead = f"{TITLE} for {_part(part)}"
-    if snapshot is None:
+    if snapshot is None and note:
+        text = f"{lead}: {clip(note, NOTE_CHARS)}"
+    elif snapshot is None:
         text = f"{lead}: starting, {len(CLASS_ORDER)} material classes queued."
     elif snapshot.recommendation is not None:
         text = f"{lead}: {_fallback_verdict(snapshot.recommendation)}"

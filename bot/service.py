@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -17,7 +21,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app
-from bot.consultation import Consultant
+from bot.budget import UpdateBudget
+from bot.consultation import Consultant, JobRunner, QueueNotices, Resumer
 from bot.files import FileFetcher
 from bot.server import web_app
 from bot.settings import BotSettings
@@ -46,6 +51,7 @@ class Running:
     base_url: str | None
     bot_user_id: str
     consultant: Consultant
+    resumer: Resumer
 
 
 def check(settings: BotSettings) -> tuple[str, str | None]:
@@ -85,11 +91,10 @@ async def _authenticate(client: AsyncWebClient, settings: BotSettings, app_token
 
 @asynccontextmanager
 async def started(settings: BotSettings, engine_settings: EngineSettings) -> AsyncIterator[Running]:
-    """Start the bot; leaving the block stops it gracefully (running consultations finish first)."""
+    """Start the bot; leaving the block stops it gracefully (see `_shut_down`)."""
     token, app_token = check(settings)
     async with AsyncExitStack() as stack:
-        client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+        client = slack_client(token, settings.slack_api_url)
         bot_user_id = await _authenticate(client, settings, app_token)
         try:
             claude = Claude.from_settings(engine_settings)
@@ -98,61 +103,115 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         stack.push_async_callback(claude.aclose)
         store = await Store.open(settings.database_url)
         stack.push_async_callback(store.close)
-        # One SQLite process owns everything in flight; replicas sharing PostgreSQL only take over
-        # work idle for longer than a live consultation can be.
-        shared = not settings.database_url.startswith("sqlite")
-        idle_for_s = engine_settings.run_timeout_s + SHUTDOWN_GRACE_S if shared else 0.0
-        if interrupted := await store.mark_interrupted(idle_for_s=idle_for_s):
-            log.warning("%d consultations were interrupted by a restart", interrupted)
         pruner = asyncio.create_task(_prune_forever(store, settings.dedupe_retention_s))
-        stack.callback(pruner.cancel)
+        stack.push_async_callback(_cancelled, pruner)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         fetcher = FileFetcher(
-            client,
-            session,
-            token=token,
-            api_url=settings.slack_api_url,
-            max_bytes=engine_settings.max_image_bytes,
+            client, session, token=token, api_url=settings.slack_api_url, max_bytes=engine_settings.max_image_bytes
         )
         engine = Engine(claude, engine_settings)
-        consultant = Consultant(engine=engine, store=store, client=client, fetcher=fetcher, settings=settings)
-        stack.push_async_callback(_drain, consultant)  # runs after the event sources below are closed
+        owner = instance_name()
+        runner = JobRunner(
+            engine=engine,
+            store=store,
+            client=client,
+            fetcher=fetcher,
+            settings=settings,
+            budget=UpdateBudget(settings.updates_per_minute, settings.update_burst),
+        )
+        consultant = Consultant(runner=runner, store=store, fetcher=fetcher, settings=settings, owner=owner)
+        queue = QueueNotices(runner, engine.admission, settings.queue_refresh_s)
+        stack.push_async_callback(queue.aclose)
+        resumer = Resumer(
+            store=store,
+            runner=runner,
+            consultant=consultant,
+            owner=owner,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            stale_after_s=settings.stale_after_s,
+        )
+        # One SQLite process owns everything in its file: what is active was left by a dead process.
+        first_stale_after_s = 0.0 if settings.database_url.startswith("sqlite") else settings.stale_after_s
+        heart = asyncio.create_task(resumer.run(first_stale_after_s=first_stale_after_s), name="heartbeat")
+        stack.push_async_callback(_shut_down, consultant, resumer, heart, store, owner)  # before the clients close
         app = build_app(settings, client, consultant, bot_user_id)
         handler = AsyncSocketModeHandler(app, app_token, web_client=client) if app_token else None
 
         async def health() -> tuple[bool, dict[str, Any]]:
             connected = await handler.client.is_connected() if handler else True
-            return connected, {"mode": "socket" if handler else "http", "running": len(consultant.running)}
+            details = {
+                "mode": "socket" if handler else "http",
+                "running": engine.admission.running,
+                "queued": engine.admission.waiting,
+            }
+            return connected, details
 
-        runner = web.AppRunner(web_app(None if handler else app, health), access_log=None)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.host, settings.port)
+        web_runner = web.AppRunner(web_app(None if handler else app, health), access_log=None)
+        await web_runner.setup()
+        stack.push_async_callback(web_runner.cleanup)
+        site = web.TCPSite(web_runner, settings.host, settings.port)
         await site.start()
-        host, port = runner.addresses[0][:2]
+        host, port = web_runner.addresses[0][:2]
         base_url = f"http://{host}:{port}"
         if handler is not None:
             await handler.connect_async()  # type: ignore[no-untyped-call]  # unannotated in slack_bolt
             stack.push_async_callback(handler.close_async)
         mode = "socket" if handler else "http"
-        log.info("matrec bot %s started in %s mode (health at %s/healthz)", bot_user_id, mode, base_url)
-        yield Running(mode, base_url, bot_user_id, consultant)
+        log.info("matrec bot %s (%s) started in %s mode (health at %s/healthz)", bot_user_id, owner, mode, base_url)
+        yield Running(mode, base_url, bot_user_id, consultant, resumer)
+
+
+def slack_client(token: str, api_url: str) -> AsyncWebClient:
+    """The Web API client every part shares: SDK retries of connection errors and of 429s (Retry-After)."""
+    client = AsyncWebClient(token=token, base_url=api_url)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+    return client
+
+
+def instance_name() -> str:
+    """A name for this process in the store's ownership columns: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 async def _prune_forever(store: Store, retention_s: float) -> None:
     """Forget old dedupe keys now and then (they must outlive Slack's retries, not the bot)."""
     while True:
-        removed = await store.prune_dedupe(retention_s)
-        log.debug("pruned %d dedupe keys", removed)
+        try:
+            removed = await store.prune_dedupe(retention_s)
+            log.debug("pruned %d dedupe keys", removed)
+        except Exception:  # a database hiccup must not end pruning for good; the next round tries again
+            log.exception("pruning dedupe keys failed")
         await asyncio.sleep(PRUNE_INTERVAL_S)
 
 
-async def _drain(consultant: Consultant) -> None:
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _shut_down(
+    consultant: Consultant, resumer: Resumer, heart: asyncio.Task[None], store: Store, owner: str
+) -> None:
+    """Stop taking work over, let running consultations finish for the grace period, cancel the rest,
+    then hand what is left to the next instance (release) before the clients close."""
+    resumer.taking_over = False  # keep heartbeating while draining, or a replica would take our work
     try:
         async with asyncio.timeout(SHUTDOWN_GRACE_S):
             await consultant.drain()
     except TimeoutError:
-        log.warning("stopping with consultations still running after %g s", SHUTDOWN_GRACE_S)
+        cancelled = await consultant.cancel_all()
+        log.warning(
+            "stopped waiting after %g s: %d consultations cancelled, to resume later", SHUTDOWN_GRACE_S, cancelled
+        )
+    await _cancelled(heart)
+    try:
+        released = await store.release(owner)
+    except Exception:  # the next start resumes them anyway, once their heartbeat is stale
+        log.exception("could not release this instance's consultations")
+    else:
+        if released:
+            log.info("released %d unfinished consultations for the next instance to resume", released)
 
 
 async def serve(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -44,6 +44,9 @@ class BotSettings(BaseSettings):
     max_images_per_message: int = Field(default=6, ge=1, validation_alias=_alias("MATREC_MAX_IMAGES_PER_MESSAGE"))
     dedupe_retention_s: float = Field(default=86_400.0, ge=600, validation_alias=_alias("MATREC_DEDUPE_RETENTION_S"))
     log_level: str = Field(default="INFO", validation_alias=_alias("MATREC_LOG_LEVEL"))
+    heartbeat_interval_s: float = Field(default=10.0, gt=0, validation_alias=_alias("MATREC_HEARTBEAT_INTERVAL_S"))
+    stale_after_s: float = Field(default=30.0, gt=0, validation_alias=_alias("MATREC_STALE_AFTER_S"))
+    queue_refresh_s: float = Field(default=10.0, gt=0, validation_alias=_alias("MATREC_QUEUE_REFRESH_S"))
 
     @field_validator("mention_only_channels", mode="before")
     @classmethod
@@ -56,6 +59,15 @@ class BotSettings(BaseSettings):
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _stale_after_several_beats(self) -> Self:
+        if self.stale_after_s < 2 * self.heartbeat_interval_s:
+            raise ValueError(
+                "MATREC_STALE_AFTER_S must be at least twice MATREC_HEARTBEAT_INTERVAL_S, "
+                "or a live instance's work could be taken over between two heartbeats"
+            )
+        return self
 
     @property
     def socket_mode(self) -> bool:

@@ -300,4 +300,4 @@ async def test_the_health_check_reports_the_socket(
         http.get(f"{running.base_url}/healthz") as response,
     ):
         assert response.status == 200
-        assert await response.json() == {"ok": True, "mode": "socket", "running": 0}
+        assert await response.json() == {"ok": True, "mode": "socket", "running": 0, "queued": 0}
