@@ -35,7 +35,6 @@ from matrec.settings import EngineSettings
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_RETRIES = 5
-SHUTDOWN_GRACE_S = 60.0
 PRUNE_INTERVAL_S = 3600.0
 
 
@@ -133,7 +132,9 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         # One SQLite process owns everything in its file: what is active was left by a dead process.
         first_stale_after_s = 0.0 if settings.database_url.startswith("sqlite") else settings.stale_after_s
         heart = asyncio.create_task(resumer.run(first_stale_after_s=first_stale_after_s), name="heartbeat")
-        stack.push_async_callback(_shut_down, consultant, resumer, heart, store, owner)  # before the clients close
+        stack.push_async_callback(  # runs before the clients close
+            _shut_down, consultant, resumer, heart, store, owner, settings.shutdown_grace_s
+        )
         app = build_app(settings, client, consultant, bot_user_id)
         handler = AsyncSocketModeHandler(app, app_token, web_client=client) if app_token else None
 
@@ -191,19 +192,17 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
 
 
 async def _shut_down(
-    consultant: Consultant, resumer: Resumer, heart: asyncio.Task[None], store: Store, owner: str
+    consultant: Consultant, resumer: Resumer, heart: asyncio.Task[None], store: Store, owner: str, grace_s: float
 ) -> None:
     """Stop taking work over, let running consultations finish for the grace period, cancel the rest,
     then hand what is left to the next instance (release) before the clients close."""
     resumer.taking_over = False  # keep heartbeating while draining, or a replica would take our work
     try:
-        async with asyncio.timeout(SHUTDOWN_GRACE_S):
+        async with asyncio.timeout(grace_s):
             await consultant.drain()
     except TimeoutError:
         cancelled = await consultant.cancel_all()
-        log.warning(
-            "stopped waiting after %g s: %d consultations cancelled, to resume later", SHUTDOWN_GRACE_S, cancelled
-        )
+        log.warning("stopped waiting after %g s: %d consultations cancelled, to resume later", grace_s, cancelled)
     await _cancelled(heart)
     try:
         released = await store.release(owner)

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
-from bot.service import SHUTDOWN_GRACE_S
-from bot.settings import BotSettings
+from bot.settings import SHUTDOWN_GRACE_S, BotSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_INPUTS = frozenset({"pyproject.toml", "README.md", "matrec", "bot"})

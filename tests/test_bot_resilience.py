@@ -1,0 +1,177 @@
+"""The bot under failure and load: nothing lost, nothing hung, one job's trouble stays its own.
+
+Real Bolt over a real websocket, both emulators, a real SQLite store; waits are on conditions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.store import Consultation, ConsultationStatus, Store
+from emulators.claude import ClaudeEmulator, Fault
+from emulators.slack import MessageVersion, SlackEmulator
+from tests.bot_support import (
+    ALICE,
+    GENERAL,
+    WAIT_S,
+    bot_replies,
+    bot_settings,
+    finished,
+    rendered,
+    running_bot,
+    upload,
+    wait_finished,
+)
+from tests.engine_support import KEY, jpeg_bytes
+
+PHOTO = jpeg_bytes(800, 600)
+
+
+def _shown(version: MessageVersion) -> str:
+    return version.text + "\n" + json.dumps(version.blocks or [], ensure_ascii=False)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackEmulator]:
+    async with SlackEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def claude() -> AsyncIterator[ClaudeEmulator]:
+    async with ClaudeEmulator(api_key=KEY) as emulator:
+        yield emulator
+
+
+async def test_the_analysing_status_is_cleared_when_the_board_is_final(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    async with running_bot(slack, claude, bot_settings(slack, tmp_path)):
+        sent = await upload(slack, PHOTO)
+        await slack.wait_until(lambda: slack.thread_status(GENERAL, sent.ts) is not None, WAIT_S)
+        await wait_finished(slack, sent)
+        await slack.wait_until(lambda: slack.thread_status(GENERAL, sent.ts) is None, WAIT_S, what="status cleared")
+
+
+async def test_one_images_broken_stream_leaves_the_other_images_of_the_message_alone(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    # one consultation at a time: the first image's six branches and their retries get garbage
+    claude.fail(Fault.MALFORMED_CHUNK, match="branch", times=12)
+    files = [slack.add_file(PHOTO, f"part{i}.jpg", "image/jpeg", "jpg", channel=GENERAL) for i in range(3)]
+    async with running_bot(slack, claude, bot_settings(slack, tmp_path), max_consultations=1):
+        event = slack.upload_message(GENERAL, ALICE, "three brackets, 20 kg, indoors", files)
+        await slack.deliver_event(event)
+        ts = str(event["ts"])
+        await slack.wait_until(lambda: finished(slack, GENERAL, ts), WAIT_S, what="the final reaction")
+    boards = [rendered(m) for m in bot_replies(slack, GENERAL, ts)]
+    assert len(boards) == 3
+    assert "No recommendation" in boards[0] and "not JSON" in boards[0]
+    assert all("Best: Metal" in board for board in boards[1:])
+    assert "warning" in slack.reactions(GENERAL, ts)
+
+
+async def test_extra_consultations_wait_their_turn_and_download_only_when_they_start(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    claude.latency_s = 0.3
+    settings = bot_settings(slack, tmp_path, MATREC_QUEUE_REFRESH_S=0.05)
+    async with running_bot(slack, claude, settings, max_consultations=1):
+        uploads = [await upload(slack, PHOTO, name=f"part{i}.jpg", channel=GENERAL) for i in range(3)]
+        third = uploads[2]
+        await slack.wait_until(lambda: len(bot_replies(slack, GENERAL, third.ts)) == 1, WAIT_S)
+        (queued,) = bot_replies(slack, GENERAL, third.ts)
+        first_shown = _shown(slack.versions(GENERAL, queued.ts)[0])
+        assert "Queued: 2 consultations are ahead" in first_shown or "Queued: 1 consultation is ahead" in first_shown
+        for sent in uploads:
+            await wait_finished(slack, sent)
+    downloads = sorted(slack.downloads, key=lambda d: d.at)
+    first_done = max(r.finished_at or 0.0 for r in claude.requests[:7])
+    assert [d.file_id for d in downloads] == [slack.message(GENERAL, u.ts).files[0]["id"] for u in uploads]
+    assert downloads[1].at >= first_done  # the second photo was fetched once the first consultation ended
+    shown = [_shown(v) for v in slack.versions(GENERAL, queued.ts)]
+    assert any("next in line" in text or "1 consultation is ahead" in text for text in shown)
+    assert "Best: Metal" in shown[-1]
+
+
+async def test_a_consultation_whose_owner_fell_silent_is_taken_over_by_the_periodic_scan(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    settings = bot_settings(slack, tmp_path, MATREC_HEARTBEAT_INTERVAL_S=0.05, MATREC_STALE_AFTER_S=0.5)
+    file = slack.add_file(PHOTO, "ghost.jpg", "image/jpeg", "jpg", channel=GENERAL)
+    event = slack.upload_message(GENERAL, ALICE, "a bracket someone else was analysing", [file])
+    ts = str(event["ts"])
+    async with running_bot(slack, claude, settings) as running:
+        board = await _board_of_a_crashed_replica(slack, settings.database_url, ts, file["id"])
+        await slack.wait_until(lambda: finished(slack, GENERAL, ts), WAIT_S, what="the final reaction")
+        assert running.resumer.resumed == 1
+    final = rendered(slack.message(GENERAL, board))
+    assert "Best: Metal" in final and "Resumed after the bot restarted" in final
+    assert len(bot_replies(slack, GENERAL, ts)) == 1  # the same board, updated: no second one
+
+
+async def _board_of_a_crashed_replica(slack: SlackEmulator, database_url: str, ts: str, file_id: str) -> str:
+    """What a replica that died mid-run leaves: its board in the thread, its record with an old heartbeat."""
+    own = slack.identity.bot_id
+    board_ts = str(
+        slack.bot_message(GENERAL, "Material consultation: 2/6 classes done.", bot_id=own, thread_ts=ts)["ts"]
+    )
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with await Store.open(database_url) as store:
+        record = Consultation(
+            channel=GENERAL,
+            thread_ts=ts,
+            message_ts=ts,
+            file_id=file_id,
+            file_name="ghost.jpg",
+            context="a bracket someone else was analysing",
+            status=ConsultationStatus.RUNNING,
+            board_ts=board_ts,
+            owner="replica-b:4242:dead00",
+            heartbeat_at=long_ago,
+        )
+        assert await store.claim_and_add(event_id=None, channel=GENERAL, ts=ts, consultations=[record])
+    return board_ts
+
+
+async def test_shutdown_cancels_what_it_stops_waiting_for_and_the_next_start_resumes_it(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    claude.fail(Fault.HANG, match="metal", times=1)
+    settings = bot_settings(slack, tmp_path, MATREC_SHUTDOWN_GRACE_S=0.2)
+    async with running_bot(slack, claude, settings):
+        sent = await upload(slack, PHOTO)
+        await claude.wait_for_requests(6)
+    async with await Store.open(settings.database_url) as store:
+        (record,) = await store.for_message(GENERAL, sent.ts)
+    assert record.status is ConsultationStatus.RUNNING and record.heartbeat_at is None  # released for others
+    assert not finished(slack, GENERAL, sent.ts)
+    async with running_bot(slack, claude, settings):
+        (board,) = await wait_finished(slack, sent)
+    assert "Best: Metal" in rendered(board) and "Resumed" in rendered(board)
+
+
+async def test_a_consultation_interrupted_too_often_is_given_up_with_a_message(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    settings = bot_settings(slack, tmp_path)
+    file = slack.add_file(PHOTO, "cursed.jpg", "image/jpeg", "jpg", channel=GENERAL)
+    event = slack.upload_message(GENERAL, ALICE, "a bracket", [file])
+    ts = str(event["ts"])
+    own = slack.identity.bot_id
+    board_ts = str(slack.bot_message(GENERAL, "Material consultation: starting.", bot_id=own, thread_ts=ts)["ts"])
+    async with await Store.open(settings.database_url) as store:
+        record = Consultation(
+            channel=GENERAL, thread_ts=ts, message_ts=ts, file_id=file["id"], status=ConsultationStatus.RUNNING,
+            board_ts=board_ts, owner="gone", heartbeat_at=None, resumes=3,
+        )  # fmt: skip
+        await store.claim_and_add(event_id=None, channel=GENERAL, ts=ts, consultations=[record])
+    async with running_bot(slack, claude, settings):
+        await slack.wait_until(lambda: finished(slack, GENERAL, ts), WAIT_S, what="the final reaction")
+    assert "interrupted by 4 restarts" in rendered(slack.message(GENERAL, board_ts))
+    assert claude.requests == []
