@@ -1,15 +1,26 @@
-"""The terminal board: a rich table of branches filling in live, then the recommendation."""
+"""The terminal view: a rich table of branches filling in live, then the recommendation.
+
+Each finished class shows its score, verdict and one-sentence summary, then its example grades,
+strengths (+) and concerns (-), so the table says what the README promises while it fills in.
+"""
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from types import TracebackType
+from typing import TextIO
+
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from matrec.progress import BranchState, BranchStatus, ProgressEvent, RunSnapshot, StageStatus
-from matrec.report import footer, label
+from matrec.report import branch_name, footer, grades, headline, listing, one_line, scores_line
 from matrec.results import Recommendation
+from matrec.schema import BranchAnalysis
+
+LIVE_REFRESH_PER_S = 8
 
 _STATUS_STYLE = {
     BranchStatus.QUEUED: ("queued", "dim"),
@@ -17,46 +28,57 @@ _STATUS_STYLE = {
     BranchStatus.DONE: ("done", "green"),
     BranchStatus.FAILED: ("failed", "red"),
 }
+_AGGREGATION = {
+    StageStatus.PENDING: "aggregation: waiting for the branches",
+    StageStatus.RUNNING: "aggregation: comparing the classes...",
+    StageStatus.DONE: "aggregation: done",
+    StageStatus.FAILED: "aggregation: failed",
+}
 
 
-def _row(state: BranchState) -> list[RenderableType]:
+def analysis_text(analysis: BranchAnalysis) -> Text:
+    """A class's summary, then its grades, strengths and concerns, one short line each."""
+    text = Text(one_line(analysis.summary))
+    text.append("\ngrades: ", style="dim")
+    text.append(grades(analysis), style="cyan")
+    text.append("\n+ ", style="green")
+    text.append(listing(analysis.strengths))
+    text.append("\n- ", style="red")
+    text.append(listing(analysis.concerns))
+    return text
+
+
+def _row(state: BranchState, details: bool) -> list[RenderableType]:
     word, style = _STATUS_STYLE[state.status]
-    name = label(state.material) + (f" / {state.condition.split(':')[0]}" if state.condition else "")
     result = state.result
     if result is None or result.analysis is None:
-        detail = Text(result.error or "", style="red") if result else Text("")
-        return [name, Text(word, style=style), "", "", detail]
+        detail = Text(one_line(result.error or ""), style="red") if result else Text("")
+        return [branch_name(state), Text(word, style=style), "", "", detail]
     a = result.analysis
     verdict = Text("yes", style="green") if a.recommended else Text("no", style="red")
-    return [name, Text(word, style=style), f"{a.suitability}/10", verdict, a.summary]
+    analysis = analysis_text(a) if details else Text(one_line(a.summary))
+    return [branch_name(state), Text(word, style=style), f"{a.suitability}/10", verdict, analysis]
 
 
-def snapshot_table(snapshot: RunSnapshot) -> Table:
-    """The branches of one run as a table."""
+def snapshot_table(snapshot: RunSnapshot, details: bool = True) -> Table:
+    """The branches of one run as a table; `details` adds each class's grades, strengths and concerns."""
     table = Table(title=f"{snapshot.part}: {snapshot.mode.value}, {snapshot.strategy.value}", expand=True)
-    for column in ("class", "status", "score", "rec.", "summary"):
-        table.add_column(column, no_wrap=column != "summary", ratio=3 if column == "summary" else None)
+    for column in ("class", "status", "score", "rec.", "analysis"):
+        table.add_column(column, no_wrap=column != "analysis", ratio=3 if column == "analysis" else None)
     for state in snapshot.branches:
-        table.add_row(*_row(state))
-    aggregation = {
-        StageStatus.PENDING: "aggregation: waiting for the branches",
-        StageStatus.RUNNING: "aggregation: comparing the classes...",
-        StageStatus.DONE: "aggregation: done",
-        StageStatus.FAILED: "aggregation: failed",
-    }[snapshot.aggregation]
-    table.caption = aggregation if snapshot.error is None else f"failed: {snapshot.error}"
+        table.add_row(*_row(state, details))
+    table.caption = _AGGREGATION[snapshot.aggregation] if snapshot.error is None else f"failed: {snapshot.error}"
     return table
 
 
 def recommendation_panel(rec: Recommendation) -> Panel:
     """The recommendation as a panel."""
-    runner = f"   runner-up: {label(rec.runner_up)}" if rec.runner_up else ""
     body = Text()
-    body.append(f"Best: {label(rec.best)}", style="bold green")
-    body.append(f"{runner}   confidence: {rec.confidence}\n\n")
+    best, rest = headline(rec)
+    body.append(best, style="bold green")
+    body.append(rest + "\n\n")
     body.append(rec.rationale + "\n\n")
-    scores = "  ".join(f"{m.value} {s:g}" if s is not None else f"{m.value} n/a" for m, s in rec.scores.items())
-    body.append(f"Calibrated scores: {scores}\n")
+    body.append(scores_line(rec) + "\n")
     for screen in rec.screened_out:
         body.append(f"Screened out: {screen.material.value}: {screen.reason}\n", style="dim")
     if rec.missing:
@@ -69,39 +91,53 @@ def recommendation_panel(rec: Recommendation) -> Panel:
     return Panel(body, title=rec.part)
 
 
-class Board:
-    """Keeps the newest snapshot of every run and renders them together."""
+def render(snapshots: list[RunSnapshot], details: bool = True) -> RenderableType:
+    """Every run: its table, and its recommendation once there is one."""
+    parts: list[RenderableType] = []
+    for snapshot in snapshots:
+        parts.append(snapshot_table(snapshot, details))
+        if snapshot.recommendation is not None:
+            parts.append(recommendation_panel(snapshot.recommendation))
+    return Group(*parts)
 
-    def __init__(self) -> None:
+
+class Frame:
+    """What the live view draws: with every class's details while they fit the screen's height, else
+    without them, so the aggregation line at the bottom stays in view; `final` frames always have them
+    (they stay in the scrollback)."""
+
+    def __init__(self, snapshots: list[RunSnapshot], final: bool = False) -> None:
+        self.snapshots = snapshots
+        self.final = final
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        detailed = render(self.snapshots)
+        if self.final or len(console.render_lines(detailed, options, pad=False)) <= console.size.height:
+            yield detailed
+        else:
+            yield render(self.snapshots, details=False)
+
+
+class TerminalView:
+    """The newest snapshot of every run, drawn live on a terminal; a context manager around rich's Live."""
+
+    def __init__(self, file: TextIO) -> None:
         self._runs: dict[str, RunSnapshot] = {}
+        console = Console(file=file, force_terminal=True)
+        self._live = Live(Frame([]), console=console, refresh_per_second=LIVE_REFRESH_PER_S)
 
     def update(self, event: ProgressEvent) -> None:
-        """Take a progress event (a ProgressSink)."""
+        """Take a progress event (a ProgressSink) and redraw."""
         self._runs[event.snapshot.run_id] = event.snapshot
+        self._live.update(Frame(list(self._runs.values())), refresh=True)
 
-    def render(self) -> RenderableType:
-        """Every run: its table, and its recommendation once there is one."""
-        parts: list[RenderableType] = []
-        for snapshot in self._runs.values():
-            parts.append(snapshot_table(snapshot))
-            if snapshot.recommendation is not None:
-                parts.append(recommendation_panel(snapshot.recommendation))
-        return Group(*parts)
+    def __enter__(self) -> TerminalView:
+        self._live.start()
+        return self
 
-
-def progress_line(event: ProgressEvent) -> str | None:
-    """A one-line log of a branch or run finishing, for output that is not a terminal."""
-    snapshot = event.snapshot
-    if event.branch is not None:
-        state = snapshot.branches[event.branch]
-        if state.status not in (BranchStatus.DONE, BranchStatus.FAILED) or state.result is None:
-            return None
-        name = label(state.material) + (f" / {state.condition.split(':')[0]}" if state.condition else "")
-        if state.result.analysis is None:
-            return f"[{snapshot.part}] {name}: failed: {state.result.error}"
-        a = state.result.analysis
-        verdict = "recommended" if a.recommended else "not recommended"
-        return f"[{snapshot.part}] {name}: {a.suitability}/10, {verdict}. {a.summary}"
-    if snapshot.error is not None and snapshot.finished:
-        return f"[{snapshot.part}] failed: {snapshot.error}"
-    return None
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Stop drawing: the last frame, with every detail, stays on screen and the cursor comes back."""
+        self._live.update(Frame(list(self._runs.values()), final=True))
+        self._live.stop()
