@@ -4,60 +4,71 @@
                    [--mode parallel|nested|single] [--json]
     matrec ask "TEXT" [same options]
 
-Exit codes: 0 success, 2 bad input, 1 any other failure.
+Output: on a terminal, a live table of the branches (score, verdict, summary, example grades,
+strengths and concerns of each class), then the recommendation. Piped, one plain line per finished
+branch, then the recommendation; no line is ever wrapped. With `--json`, one JSON object per part
+on stdout, and the live table on stderr when that is a terminal. A part that gets no
+recommendation, a bad setting and an interruption are each reported once, as one line on stderr
+(with `--json`, a part's failure is its JSON object instead).
+
+Exit codes:
+    0    every part got a recommendation
+    2    bad input; the message names what to fix: an argument, a file or image, or a setting
+         (an environment variable or `.env` entry, a missing ANTHROPIC_API_KEY included)
+    1    any other failure: too few branches answered, the consultation overran its deadline
+    130  interrupted (Ctrl-C): the live table and the HTTP client are closed first
+
+Only the standard library and `matrec.errors` load before the arguments are parsed, so
+`matrec --help` is quick; rich, pydantic, anthropic and Pillow load when a consultation starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import pydantic
-from rich.console import Console
-from rich.live import Live
-
-from matrec.board import Board, progress_line, recommendation_panel
-from matrec.claude import Claude
-from matrec.engine import Engine, Part, RunOptions
 from matrec.errors import BadInputError, ConfigError, ImageError, ImageKind, MatrecError
-from matrec.images import sniff_format
-from matrec.materials import Dimension
-from matrec.progress import ProgressEvent
-from matrec.report import error_json, recommendation_json
-from matrec.results import Recommendation
-from matrec.settings import CacheStrategy, EngineSettings, Mode, Strategy
+
+if TYPE_CHECKING:
+    from matrec.board import TerminalView
+    from matrec.engine import Engine, Part, RunOptions
+    from matrec.materials import Dimension
+    from matrec.progress import ProgressEvent
+    from matrec.results import Recommendation
+    from matrec.settings import EngineSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 _SNIFF_BYTES = 64
-_LIVE_REFRESH_PER_S = 8
+# The values of matrec.settings' Strategy, Mode and CacheStrategy (a test holds them equal), written
+# out because importing that module loads pydantic, which `--help` should not wait for.
+STRATEGY_CHOICES = ("claude", "vote", "weighted")
+MODE_CHOICES = ("parallel", "nested", "single")
+CACHE_CHOICES = ("none", "prime")
 
 
-def _weights(text: str) -> dict[Dimension, float]:
-    weights = {d: 1.0 for d in Dimension}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = item.partition("=")
-        try:
-            weights[Dimension(name.strip())] = float(value)
-        except ValueError:
-            names = ", ".join(d.value for d in Dimension)
-            raise argparse.ArgumentTypeError(f"expected NAME=NUMBER with NAME one of {names}; got {item!r}") from None
-    return weights
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args, out or sys.stdout)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="matrec", description="Which material class suits this part?")
     commands = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--strategy", type=Strategy, choices=list(Strategy), help="how analyses are combined")
-    common.add_argument("--mode", type=Mode, choices=list(Mode), default=Mode.PARALLEL, help="which calls to make")
-    common.add_argument("--cache", type=CacheStrategy, choices=list(CacheStrategy), help="prompt caching")
+    common.add_argument("--strategy", choices=STRATEGY_CHOICES, help="how analyses are combined")
+    common.add_argument("--mode", choices=MODE_CHOICES, help="which calls to make (default: parallel)")
+    common.add_argument("--cache", choices=CACHE_CHOICES, help="prompt caching")
     common.add_argument("--weights", type=_weights, help="weighted strategy, e.g. cost=3,weight=2")
     common.add_argument("--samples", type=int, help="answers to vote over (vote strategy, single mode)")
     common.add_argument("--conditions", nargs="+", help="operating conditions for nested mode")
@@ -70,8 +81,90 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _expand(paths: Sequence[Path], err: Console) -> list[Path]:
+def _weights(text: str) -> dict[Dimension, float]:
+    """`--weights` takes what MATREC_WEIGHTS takes, with the same messages."""
+    from matrec.settings import parse_weights
+
+    try:
+        return parse_weights(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
+    settings = _load_settings()
+    if isinstance(settings, str):
+        return _fail(f"bad setting {settings}", EXIT_BAD_INPUT)
+    try:
+        return asyncio.run(_main(args, settings, _Output(args.json, out)))
+    except (BadInputError, ConfigError) as error:
+        return _fail(str(error), EXIT_BAD_INPUT)
+
+
+def _load_settings() -> EngineSettings | str:
+    """The settings, or one line naming the environment variable that is wrong."""
+    import pydantic
+    import pydantic_settings
+
+    from matrec.settings import EngineSettings, settings_error
+
+    try:
+        return EngineSettings()
+    except (pydantic.ValidationError, pydantic_settings.SettingsError) as error:
+        return settings_error(EngineSettings, error)
+
+
+async def _main(args: argparse.Namespace, settings: EngineSettings, output: _Output) -> int:
+    from matrec.claude import Claude
+    from matrec.engine import Engine
+
+    claude = Claude.from_settings(settings)
+    try:
+        engine = Engine(claude, settings)
+        options = _options(args, settings)
+        labels, parts = _parts(args, settings)
+        return await _consult(engine, parts, labels, options, output)
+    finally:
+        await claude.aclose()
+
+
+def _options(args: argparse.Namespace, settings: EngineSettings) -> RunOptions:
+    import pydantic
+
+    from matrec.engine import RunOptions
+
+    try:
+        return RunOptions.from_settings(
+            settings,
+            strategy=args.strategy,
+            mode=args.mode,
+            cache=args.cache,
+            weights=args.weights,
+            samples=args.samples,
+            conditions=tuple(args.conditions) if args.conditions else None,
+        )
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        raise BadInputError(f"--{first['loc'][0]}: {first['msg']}") from None
+
+
+def _parts(args: argparse.Namespace, settings: EngineSettings) -> tuple[list[str], list[Part | BadInputError]]:
+    """Labels and parts in input order; a file that cannot be read is its error."""
+    from matrec.engine import Part
+
+    if args.command == "ask":
+        return ["question"], [Part(context=args.text, label="question")]
+    files = _expand(args.images)
+    parts = [_read(f, settings.max_image_bytes, args.context) for f in files]
+    return [f.name for f in files], parts
+
+
+def _expand(paths: Sequence[Path]) -> list[Path]:
     """Files as given; folders become the image files inside them, in name order."""
+    from matrec.images import sniff_format
+
     files: list[Path] = []
     for path in paths:
         if not path.is_dir():
@@ -83,14 +176,16 @@ def _expand(paths: Sequence[Path], err: Console) -> list[Path]:
                 if sniff_format(handle.read(_SNIFF_BYTES)) is not None:
                     found.append(child)
                 else:
-                    err.print(f"skipping {child}: not an image", style="dim")
+                    _warn(f"skipping {child}: not an image")
         if not found:
             raise BadInputError(f"{path} contains no images (JPEG, PNG, GIF, WebP or HEIC).")
         files.extend(found)
     return files
 
 
-def _read(path: Path, max_bytes: int) -> Part | BadInputError:
+def _read(path: Path, max_bytes: int, context: str) -> Part | BadInputError:
+    from matrec.engine import Part
+
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -98,54 +193,20 @@ def _read(path: Path, max_bytes: int) -> Part | BadInputError:
                 ImageKind.TOO_LARGE,
                 f"{path.name} is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.",
             )
-        return Part(image=path.read_bytes(), label=path.name)
+        return Part(image=path.read_bytes(), label=path.name, context=context)
     except OSError as error:
         return BadInputError(f"cannot read {path}: {error.strerror or error}")
-
-
-class _Output:
-    """Where results and progress go: JSON lines or a live board, depending on flags and the terminal."""
-
-    def __init__(self, as_json: bool, out: TextIO, err: Console) -> None:
-        self.as_json = as_json
-        self.out = out
-        self.console = Console(file=out) if not as_json else err
-        self.board = Board()
-        self.live_enabled = self.console.is_terminal
-        self.live = Live(self.board.render(), console=self.console, refresh_per_second=_LIVE_REFRESH_PER_S)
-
-    def progress(self, event: ProgressEvent) -> None:
-        self.board.update(event)
-        if self.live_enabled:
-            self.live.update(self.board.render(), refresh=True)
-        elif not self.as_json and (line := progress_line(event)):
-            self.console.print(line, markup=False, highlight=False)
-
-    def result(self, part: str, outcome: Recommendation | MatrecError) -> None:
-        if self.as_json:
-            shape = recommendation_json(outcome) if isinstance(outcome, Recommendation) else error_json(part, outcome)
-            self.out.write(json.dumps(shape) + "\n")
-        elif isinstance(outcome, Recommendation):
-            if not self.live_enabled:
-                self.console.print(recommendation_panel(outcome))
-        else:
-            self.console.print(f"{part}: {outcome}", style="red", markup=False, highlight=False)
 
 
 async def _consult(
     engine: Engine, parts: list[Part | BadInputError], labels: list[str], options: RunOptions, output: _Output
 ) -> int:
-    runnable = [p for p in parts if isinstance(p, Part)]
-    if output.live_enabled:
-        output.live.start()
-    try:
+    runnable = [p for p in parts if not isinstance(p, BadInputError)]
+    with output.view or contextlib.nullcontext():  # closed on every exit, Ctrl-C included
         outcomes = iter(await engine.evaluate_many(runnable, options, output.progress))
-    finally:
-        if output.live_enabled:
-            output.live.stop()
     code = EXIT_OK
     for label, part in zip(labels, parts, strict=True):
-        outcome: Recommendation | MatrecError = part if isinstance(part, BadInputError) else next(outcomes)
+        outcome = part if isinstance(part, BadInputError) else next(outcomes)
         output.result(label, outcome)
         if isinstance(outcome, BadInputError):
             code = EXIT_BAD_INPUT
@@ -154,53 +215,60 @@ async def _consult(
     return code
 
 
-async def _main(args: argparse.Namespace, settings: EngineSettings, output: _Output) -> int:
-    claude = Claude.from_settings(settings)
-    try:
-        engine = Engine(claude, settings)
-        options = RunOptions.from_settings(
-            settings,
-            strategy=args.strategy,
-            mode=args.mode,
-            cache=args.cache,
-            weights=args.weights,
-            samples=args.samples,
-            conditions=tuple(args.conditions) if args.conditions else None,
-        )
-        if args.command == "ask":
-            parts: list[Part | BadInputError] = [Part(context=args.text, label="question")]
-            labels = ["question"]
-        else:
-            files = _expand(args.images, output.console)
-            parts = [_read(f, settings.max_image_bytes) for f in files]
-            parts = [p.model_copy(update={"context": args.context}) if isinstance(p, Part) else p for p in parts]
-            labels = [f.name for f in files]
-        return await _consult(engine, parts, labels, options, output)
-    finally:
-        await claude.aclose()
+class _Output:
+    """Where progress and results go: a live view, plain lines or JSON, by the flags and the terminal."""
+
+    def __init__(self, as_json: bool, out: TextIO) -> None:
+        self.as_json = as_json
+        self.out = out
+        screen = sys.stderr if as_json else out
+        self.view: TerminalView | None = None
+        if _is_terminal(screen):
+            from matrec.board import TerminalView
+
+            self.view = TerminalView(screen)
+
+    def progress(self, event: ProgressEvent) -> None:
+        """A ProgressSink: redraw the live view, or log a branch that finished when piped."""
+        from matrec.report import progress_line
+
+        if self.view is not None:
+            self.view.update(event)
+        elif not self.as_json and (line := progress_line(event)):
+            self._line(line)
+
+    def result(self, part: str, outcome: Recommendation | MatrecError) -> None:
+        """Report one part's outcome once: as JSON, as plain text, or (a failure) as a line on stderr."""
+        import json
+
+        from matrec.report import error_json, recommendation_json, recommendation_text
+
+        if self.as_json:
+            shape = error_json(part, outcome) if isinstance(outcome, MatrecError) else recommendation_json(outcome)
+            self._line(json.dumps(shape))
+        elif isinstance(outcome, MatrecError):
+            _warn(f"{part}: {outcome}")
+        elif self.view is None:  # a live view already shows the recommendation
+            self._line(recommendation_text(outcome))
+
+    def _line(self, text: str) -> None:
+        # flushed, so a reader at the other end of a pipe sees each branch as it finishes
+        self.out.write(text + "\n")
+        self.out.flush()
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the CLI; returns the exit code."""
-    args = _parser().parse_args(argv)
-    err = Console(stderr=True)
+def _is_terminal(stream: TextIO) -> bool:
     try:
-        settings = EngineSettings()
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        return _fail(f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}", EXIT_FAILED)
-    output = _Output(args.json, out or sys.stdout, err)
-    try:
-        return asyncio.run(_main(args, settings, output))
-    except ConfigError as error:
-        return _fail(str(error), EXIT_FAILED)
-    except BadInputError as error:
-        return _fail(str(error), EXIT_BAD_INPUT)
-    except pydantic.ValidationError as error:
-        return _fail(f"bad option: {error.errors()[0]['msg']}", EXIT_BAD_INPUT)
+        return stream.isatty()
+    except ValueError:  # closed
+        return False
+
+
+def _warn(message: str) -> None:
+    print(f"matrec: {message}", file=sys.stderr, flush=True)
 
 
 def _fail(message: str, code: int) -> int:
     """One unwrapped line on stderr, then the exit code."""
-    print(f"matrec: {message}", file=sys.stderr)
+    _warn(message)
     return code

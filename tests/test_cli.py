@@ -147,8 +147,10 @@ async def test_below_the_quorum_exits_1_with_the_reasons(emulator: ClaudeEmulato
     assert "Only 0 of 6" in json.loads(output)["error"]
 
 
-def test_a_missing_api_key_gets_one_line_saying_how_to_set_it(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["ask", "a gear"]) == 1
+def test_a_missing_api_key_is_bad_input_with_one_line_saying_how_to_set_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["ask", "a gear"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "ANTHROPIC_API_KEY is not set: export ANTHROPIC_API_KEY=" in err
