@@ -23,10 +23,12 @@ import contextlib
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
-import pillow_heif
 from PIL import Image
+
+if TYPE_CHECKING:
+    import pillow_heif
 
 BAND_ROWS: Final = 256  # rows of decoded pixels unpacked into Pillow at once (~3 MB at 4032 px)
 MAX_SCALED_COPY_SKEW_PX: Final = 2  # a thumbnail's aspect may differ from the image's by rounding only
@@ -59,6 +61,8 @@ class HeifPicture:
         layout = _layout(data)
         if layout.data_end > len(data):
             raise OSError(f"HEIF: the file is cut off at {len(data):,} bytes; its images need {layout.data_end:,}")
+        import pillow_heif  # loads libheif (~6 MiB, ~35 ms), so only when a HEIF photo arrives
+
         with _as_os_error():
             heif_file = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)
         if len(heif_file) == 0:
