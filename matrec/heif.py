@@ -67,7 +67,8 @@ class HeifPicture:
             heif_file = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)
         if len(heif_file) == 0:
             raise OSError("HEIF: the file holds no image")
-        self._image = heif_file[heif_file.primary_index]
+        # The image marked primary, else the first, as pillow_heif's own HeifFile.size and .data choose it.
+        self._image = next((image for image in heif_file if image.info.get("primary")), heif_file[0])
         self.size: tuple[int, int] = self._image.size
         """Width and height as displayed: after rotation, mirroring and crop."""
         if 0 in self.size:  # libheif reports an image without `ispe` box as 0x0 rather than fail
