@@ -36,7 +36,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiohttp import web
@@ -46,8 +45,10 @@ from emulators.claude_assessment import DEFAULT_SCORES, assess
 from emulators.claude_faults import MALFORMED_DATA, Fault, FaultRule, raise_status_fault
 from emulators.claude_features import ThinkingPlan, check_features
 from emulators.claude_models import model_spec
-from emulators.claude_reply import Reply, answer_block, answer_delta, build_reply, chunks, signature, thinking_block
+from emulators.claude_records import RecordedRequest
+from emulators.claude_reply import Reply, answer_block, build_reply, signature, thinking_block
 from emulators.claude_requests import MAX_REQUEST_BYTES, ApiError, check_body, check_headers, parse_body
+from emulators.claude_stream import StreamPlan, stream_events
 from emulators.claude_thinking import ThinkingDraws, adaptive_thinking_tokens, manual_thinking_tokens
 from emulators.claude_timing import TimingPlan, plan_timing
 from emulators.claude_usage import CacheUse, PromptCache, layout
@@ -64,33 +65,6 @@ _DELTA_USAGE_KEYS: Final = (
     "output_tokens_details",
 )
 _MATCHES: Final = frozenset({*CLASS_ORDER, "branch", "aggregate", "single", "generic"})
-
-
-@dataclass
-class RecordedRequest:
-    """One request as the emulator saw it, and how it was answered (planned times from arrival)."""
-
-    arrived_at: float
-    headers: dict[str, str]
-    body: dict[str, Any] = field(default_factory=dict)
-    kind: RequestKind = field(default_factory=lambda: RequestKind("generic"))
-    stream: bool = False
-    request_id: str = ""
-    seed: int = 0  # this request's draw from the emulator's random stream
-    image_sizes: list[tuple[int, int]] = field(default_factory=list)
-    model: str | None = None
-    effort: str | None = None  # the effort in force (the model's default if none was sent)
-    fault: Fault | None = None
-    status: int | None = None  # None: no response was sent (hang, dropped connection)
-    answer: Any = None  # the answer object (or text) before any fault was applied
-    usage: dict[str, Any] | None = None
-    thinking_tokens: int | None = None  # billed thinking (cut at max_tokens)
-    output_tokens: int | None = None  # thinking + answer
-    stop_reason: str | None = None
-    first_byte_s: float | None = None  # planned time to message_start
-    service_s: float | None = None  # planned time to the last byte
-    started_at: float | None = None  # when it started answering (message_start)
-    finished_at: float | None = None
 
 
 ThinkingOverride = int | Callable[[RecordedRequest], int]
@@ -180,7 +154,7 @@ class ClaudeEmulator:
             "in_flight": self.in_flight,
             "peak_concurrency": self.peak_concurrency,
             # time.monotonic() readings: comparable across processes on one Linux machine
-            "timeline": [_timeline_entry(r) for r in self.requests],
+            "timeline": [r.timeline_entry() for r in self.requests],
         }
 
     async def _handle_stats(self, _request: web.Request) -> web.Response:
@@ -417,94 +391,44 @@ class ClaudeEmulator:
     async def _stream(
         self, request: web.Request, record: RecordedRequest, reply: Reply, cache_use: CacheUse, timing: TimingPlan
     ) -> web.StreamResponse:
-        response = web.StreamResponse(
-            status=200,
-            headers={
-                "Content-Type": "text/event-stream; charset=utf-8",
-                "Cache-Control": "no-cache",
-                "request-id": record.request_id,
-            },
-        )
+        headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        response = web.StreamResponse(status=200, headers={**headers, "request-id": record.request_id})
         await response.prepare(request)
         record.status = 200
 
         async def send(event: str, data: Mapping[str, Any]) -> None:
             await response.write(f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode())
 
-        async def break_stream() -> web.StreamResponse:
-            if record.fault is Fault.MALFORMED_CHUNK:
-                await response.write(f"event: content_block_delta\ndata: {MALFORMED_DATA}\n\n".encode())
-                await response.write_eof()
-            else:
-                _drop(request)
-                record.status = None
-            return response
+        async def pace(offset_s: float) -> None:
+            await self._sleep_until(record.arrived_at + offset_s)
 
-        breaks = record.fault in (Fault.DROP_MIDSTREAM, Fault.MALFORMED_CHUNK)
-        await self._sleep_until(record.arrived_at + timing.first_byte_s)
+        await pace(timing.first_byte_s)
         assert record.usage is not None
         self._started(record, cache_use)  # readable by the time the client sees message_start
         start_usage = {**record.usage, "output_tokens": 1, "output_tokens_details": {"thinking_tokens": 0}}
-        await send("message_start", {"type": "message_start", "message": self._message(record, [], None, start_usage)})
-        if record.fault is Fault.OVERLOADED_MIDSTREAM:
-            await send("error", ApiError(529, "Overloaded").body(record.request_id))
-            await response.write_eof()
-            return response
-        index = 0
-        if reply.thinking_tokens:
-            block = thinking_block(reply, "", complete=False)
-            await send("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
-            await send("ping", {"type": "ping"})
-            if reply.thinking_text:
-                thought = {"type": "thinking_delta", "thinking": reply.thinking_text}
-                await send("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": thought})
-            await self._sleep_until(record.arrived_at + timing.thinking_done_s)
-            signed = {"type": "signature_delta", "signature": signature(record.request_id, reply.thinking_tokens)}
-            await send("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed})
-            await send("content_block_stop", {"type": "content_block_stop", "index": 0})
-            index = 1
-        if breaks and not reply.has_answer:
-            return await break_stream()
-        if reply.has_answer:
-            block = answer_block(reply, self._new_id("toolu"), complete=False)
-            await send("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
-            if index == 0:
-                await send("ping", {"type": "ping"})
-            parts = chunks(reply.text)
-            for number, chunk in enumerate(parts, start=1):
-                await self._sleep_until(record.arrived_at + timing.answer_delta_s(number, len(parts)))
-                if breaks and number > max(1, len(parts) // 2):
-                    return await break_stream()
-                delta = answer_delta(reply, chunk)
-                await send("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
-            if breaks:
-                return await break_stream()
-            await send("content_block_stop", {"type": "content_block_stop", "index": index})
         final = self._message(record, [], reply.stop_reason, record.usage)
-        usage = {key: value for key, value in record.usage.items() if key in _DELTA_USAGE_KEYS}
-        delta = {key: final[key] for key in ("stop_reason", "stop_sequence", "stop_details")}
-        await send("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
-        await send("message_stop", {"type": "message_stop"})
+        plan = StreamPlan(
+            reply=reply,
+            timing=timing,
+            start_message=self._message(record, [], None, start_usage),
+            end_delta={key: final[key] for key in ("stop_reason", "stop_sequence", "stop_details")},
+            end_usage={key: value for key, value in record.usage.items() if key in _DELTA_USAGE_KEYS},
+            signature=signature(record.request_id, reply.thinking_tokens),
+            tool_id=self._new_id("toolu"),
+            overloaded=record.fault is Fault.OVERLOADED_MIDSTREAM,
+            breaks=record.fault in (Fault.DROP_MIDSTREAM, Fault.MALFORMED_CHUNK),
+        )
+        ended = await stream_events(plan, send, pace)
+        if ended == "overloaded":
+            await send("error", ApiError(529, "Overloaded").body(record.request_id))
+        elif ended == "broken" and record.fault is Fault.MALFORMED_CHUNK:
+            await response.write(f"event: content_block_delta\ndata: {MALFORMED_DATA}\n\n".encode())
+        elif ended == "broken":
+            _drop(request)
+            record.status = None
+            return response
         await response.write_eof()
         return response
-
-
-def _timeline_entry(record: RecordedRequest) -> dict[str, Any]:
-    return {
-        "kind": record.kind.kind,
-        "material": record.kind.material,
-        "model": record.model,
-        "effort": record.effort,
-        "arrived_at": record.arrived_at,
-        "started_at": record.started_at,
-        "finished_at": record.finished_at,
-        "status": record.status,
-        "thinking_tokens": record.thinking_tokens,
-        "output_tokens": record.output_tokens,
-        "stop_reason": record.stop_reason,
-        "first_byte_s": record.first_byte_s,
-        "service_s": record.service_s,
-    }
 
 
 def _drop(request: web.Request) -> None:

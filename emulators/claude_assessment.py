@@ -5,31 +5,37 @@ ceramic 4, elastomer 3, wood 2) and is nudged by what the request says and shows
 the part's description (`<part_context>`) and the branch's `<operating_condition>`; a request
 without those tags is read whole, minus specialists' briefs and earlier analyses.
 
-    in the text                                         nudges
-    highest stated temperature >= 120 C (C, F or K;     see TEMPERATURE_BANDS: polymer, wood, elastomer
-      "furnace"/"kiln" count as 1000 C)                   and composite down; ceramic and metal up
-    outdoor, outside, rain, sunlight, UV               metal -1, polymer -1 (UV), wood -2 (environment)
-    wet, humid, damp, condensation                      metal -1, wood -2 (environment)
-    salt, marine, sea, seawater, underwater, boat,      metal -2, wood -2, polymer +1, composite +1
-      coastal                                             (environment: plain steel corrodes)
+    in the text                                         nudges (dimension)
     gasket, seal, o-ring, damping, damper, grip,        elastomer +3 (performance)
       vibration, bumper, flexible, hose, bellows
     lightweight, drone, racing, aerospace, UAV, bike    composite +3, metal -1 (weight)
     furniture, bench, chair, table, shelf, cabinet      wood +6 (performance), metal -1 (cost)
+    outdoor, outside, rain, sunlight, UV                metal -1, polymer -1 (UV), wood -2 (environment)
+    wet, humid, damp, condensation                      metal -1, wood -2 (environment)
+    salt, marine, sea, seawater, underwater, boat,      metal -2, wood -2, polymer +1, composite +1
+      coastal                                             (environment: plain steel corrodes)
     impact, drop, shock, hammer                         ceramic -2 (performance)
     wear, abrasion, abrasive, cutting, nozzle           ceramic +2 (performance)
-    insulator, insulating, dielectric, high voltage     ceramic +1, polymer +1, metal -3
-    N a year / per year / annually, N >= 10,000         polymer +2 (cost), metal -1 (cost); >= 100,000: +3
-    N a year, N <= 10 (or "one-off", "prototype")       polymer -2 (cost: no mould pays off)
-    a stated load >= 200 kg (or tonnes)                 metal +1, polymer -2, wood -1, elastomer -1
+    insulator, insulating, dielectric, high voltage     ceramic +1, polymer +1, metal -3 (performance)
+    N a year / per year / annually, N >= 10,000         polymer +2, metal -1 (cost); N >= 100,000: polymer +3
+    N a year with N <= 10, "one-off", "prototype"       polymer -2 (cost: no mould pays off)
+    a stated load >= 200 kg (or tonnes)                 metal +1, polymer -2, wood -1, elastomer -1 (performance)
+    the highest stated temperature (C, F or K;          TEMPERATURE_BANDS, on environment:
+      "furnace" or "kiln" count as 1000 C)                >= 120 C   polymer -1, wood -1
+                                                          >= 200 C   polymer -3, wood -2, elastomer -1,
+                                                                     composite -1, ceramic +1, metal +1
+                                                          >= 400 C   polymer, wood, elastomer -9 (to 1),
+                                                                     composite -4, ceramic +3, metal +1
+                                                          >= 1000 C  polymer, wood, elastomer, composite -9,
+                                                                     ceramic +5, metal -1
 
 The photo's measured facts nudge further (`emulators.claude_vision`). A class's suitability is its
 base plus every nudge, clamped to 1-10; each of its dimension scores is its base plus the nudges on
 that dimension. An aggregation request is judged from the specialists' own `suitability` values
 in its `<analysis>` blocks (averaged over conditions) where they parse, else like a branch. Scores
-pinned by the test (`ClaudeEmulator(scores=...)`) win exactly. The neutral part ("Wall bracket for
-a 20 kg pump, indoors, 500 a year", a mid-grey photo, or nothing) meets no rule: its scores are the
-base scores, in the base order.
+pinned by the test (`ClaudeEmulator(scores=...)`, or changed in `emulator.scores`) win exactly.
+The neutral part ("Wall bracket for a 20 kg pump, indoors, 500 a year", a mid-grey photo, or
+nothing) meets no rule: its scores are the base scores, in the base order.
 """
 
 from __future__ import annotations
@@ -64,8 +70,9 @@ KG_PER_TONNE: Final = 1000.0
 TEMPERATURE_BANDS: Final[tuple[tuple[float, Mapping[str, int]], ...]] = (
     (120.0, {"polymer": -1, "wood": -1}),
     (200.0, {"polymer": -3, "wood": -2, "elastomer": -1, "composite": -1, "ceramic": +1, "metal": +1}),
-    (400.0, {"polymer": -6, "wood": -4, "elastomer": -3, "composite": -3, "ceramic": +3, "metal": +1}),
-    (1000.0, {"polymer": -6, "wood": -4, "elastomer": -3, "composite": -5, "ceramic": +5, "metal": -1}),
+    # from 400 C polymers, wood and rubber burn or melt: -9 takes them to 1 whatever else the part says
+    (400.0, {"polymer": -9, "wood": -9, "elastomer": -9, "composite": -4, "ceramic": +3, "metal": +1}),
+    (1000.0, {"polymer": -9, "wood": -9, "elastomer": -9, "composite": -9, "ceramic": +5, "metal": -1}),
 )
 
 Effects = tuple[tuple[str, int, Dimension], ...]

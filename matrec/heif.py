@@ -23,10 +23,12 @@ import contextlib
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
-import pillow_heif
 from PIL import Image
+
+if TYPE_CHECKING:
+    import pillow_heif
 
 BAND_ROWS: Final = 256  # rows of decoded pixels unpacked into Pillow at once (~3 MB at 4032 px)
 MAX_SCALED_COPY_SKEW_PX: Final = 2  # a thumbnail's aspect may differ from the image's by rounding only
@@ -59,11 +61,14 @@ class HeifPicture:
         layout = _layout(data)
         if layout.data_end > len(data):
             raise OSError(f"HEIF: the file is cut off at {len(data):,} bytes; its images need {layout.data_end:,}")
+        import pillow_heif  # loads libheif (~6 MiB, ~35 ms), so only when a HEIF photo arrives
+
         with _as_os_error():
             heif_file = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)
         if len(heif_file) == 0:
             raise OSError("HEIF: the file holds no image")
-        self._image = heif_file[heif_file.primary_index]
+        # The image marked primary, else the first, as pillow_heif's own HeifFile.size and .data choose it.
+        self._image = next((image for image in heif_file if image.info.get("primary")), heif_file[0])
         self.size: tuple[int, int] = self._image.size
         """Width and height as displayed: after rotation, mirroring and crop."""
         if 0 in self.size:  # libheif reports an image without `ispe` box as 0x0 rather than fail

@@ -79,6 +79,16 @@ def test_preparing_a_heic_loads_no_ctypes() -> None:
     assert result.stdout.decode().strip() == "[]"
 
 
+def test_importing_the_image_module_loads_no_libheif() -> None:
+    package_root = str(Path(inspect.getfile(heif)).parents[1])
+    script = (
+        f"import sys; sys.path.insert(0, {package_root!r}); import matrec.images; print('pillow_heif' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
 def test_an_odd_sized_tiled_heic_is_sent_upright_at_its_own_size(orientation: int) -> None:
     stored = _quadrants(1001, 601)
