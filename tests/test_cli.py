@@ -16,6 +16,7 @@ import pytest
 from emulators.claude import ClaudeEmulator, Fault
 from matrec.cli import main
 from matrec.materials import CLASS_ORDER
+from matrec.settings import DEFAULT_MODEL
 from tests.engine_support import KEY, jpeg_bytes
 
 
@@ -179,3 +180,42 @@ async def test_the_installed_command_runs_as_a_process(emulator: ClaudeEmulator,
     stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
     assert json.loads(stdout)["best"] == "metal"
+
+
+async def test_piped_output_keeps_a_long_summary_on_one_unwrapped_line(
+    emulator: ClaudeEmulator, photos: list[Path]
+) -> None:
+    summary = "Metal suits this bracket " + "because it is stiff and cheap to machine, " * 6 + "end."
+    emulator.responder = lambda request: (
+        {**request.answer, "summary": summary} if request.kind.material == "metal" else None
+    )
+    code, output = await _run(["analyze", str(photos[0]), "--strategy", "weighted"])
+    assert code == 0
+    (metal,) = [line for line in output.splitlines() if line.startswith("[bracket.jpg] Metal:")]
+    assert metal.startswith(f"[bracket.jpg] Metal: 8/10, recommended. {summary} Grades: ")
+    assert "│" not in output and "╭" not in output  # plain text, no panel
+
+
+async def test_a_part_without_a_recommendation_is_reported_once_on_stderr(
+    emulator: ClaudeEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator.fail(Fault.SERVER_ERROR, times=None)
+    code, output = await _run(["ask", "a gear"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Only 0 of 6" not in output
+    assert len(output.splitlines()) == 6  # the six failed branches, one line each
+    assert err.count("Only 0 of 6") == 1
+    assert err.startswith("matrec: question: Only 0 of 6") and len(err.splitlines()) == 1
+
+
+async def test_json_names_the_model_and_the_critical_path_never_exceeds_the_wall_time(
+    emulator: ClaudeEmulator, photos: list[Path]
+) -> None:
+    emulator.latency_s = 0.05
+    code, output = await _run(["analyze", *map(str, photos), "--json"])
+    assert code == 0
+    for obj in map(json.loads, output.splitlines()):
+        assert obj["usage"]["model"] == DEFAULT_MODEL
+        assert isinstance(obj["usage"]["cost_usd"], float)
+        assert 0 < obj["timing"]["critical_path_s"] <= obj["timing"]["wall_s"]
