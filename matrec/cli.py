@@ -15,7 +15,8 @@ Exit codes:
     0    every part got a recommendation
     2    bad input; the message names what to fix: an argument, a file or image, or a setting
          (an environment variable or `.env` entry, a missing ANTHROPIC_API_KEY included)
-    1    any other failure: too few branches answered, the consultation overran its deadline
+    1    any other failure: too few branches answered, the consultation overran its deadline;
+         or stdout was closed early (`matrec ... | head -1`): the consultation stops, silently
     130  interrupted (Ctrl-C): the live table and the HTTP client are closed first
 
 Only the standard library and `matrec.errors` load before the arguments are parsed, so
@@ -26,14 +27,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from matrec.errors import BadInputError, ConfigError, ImageError, ImageKind, MatrecError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from matrec.board import TerminalView
     from matrec.engine import Engine, Part, RunOptions
     from matrec.materials import Dimension
@@ -97,10 +101,19 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     settings = _load_settings()
     if isinstance(settings, str):
         return _fail(f"bad setting {settings}", EXIT_BAD_INPUT)
+    output = _Output(args.json, out)
     try:
-        return asyncio.run(_main(args, settings, _Output(args.json, out)))
+        code = asyncio.run(_main(args, settings, output))
     except (BadInputError, ConfigError) as error:
         return _fail(str(error), EXIT_BAD_INPUT)
+    except asyncio.CancelledError:
+        if not output.reader_gone:
+            raise
+        code = EXIT_FAILED
+    if output.reader_gone:
+        _discard(out)
+        return EXIT_FAILED
+    return code
 
 
 def _load_settings() -> EngineSettings | str:
@@ -202,7 +215,7 @@ async def _consult(
     engine: Engine, parts: list[Part | BadInputError], labels: list[str], options: RunOptions, output: _Output
 ) -> int:
     runnable = [p for p in parts if not isinstance(p, BadInputError)]
-    with output.view or contextlib.nullcontext():  # closed on every exit, Ctrl-C included
+    with output.running():
         outcomes = iter(await engine.evaluate_many(runnable, options, output.progress))
     code = EXIT_OK
     for label, part in zip(labels, parts, strict=True):
@@ -223,10 +236,25 @@ class _Output:
         self.out = out
         screen = sys.stderr if as_json else out
         self.view: TerminalView | None = None
+        self.reader_gone = False
+        self._consultation: asyncio.Task[object] | None = None
         if _is_terminal(screen):
             from matrec.board import TerminalView
 
             self.view = TerminalView(screen)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around a consultation: draw the live view (closed on every exit, Ctrl-C included), and let a
+        stdout closed by its reader stop the consultation."""
+        import asyncio
+
+        self._consultation = asyncio.current_task()
+        try:
+            with self.view or contextlib.nullcontext():
+                yield
+        finally:
+            self._consultation = None
 
     def progress(self, event: ProgressEvent) -> None:
         """A ProgressSink: redraw the live view, or log a branch that finished when piped."""
@@ -252,9 +280,15 @@ class _Output:
             self._line(recommendation_text(outcome))
 
     def _line(self, text: str) -> None:
-        # flushed, so a reader at the other end of a pipe sees each branch as it finishes
-        self.out.write(text + "\n")
-        self.out.flush()
+        if self.reader_gone:
+            return
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()  # a reader at the other end of a pipe sees each branch as it finishes
+        except BrokenPipeError:  # `| head -1`: nobody reads the rest, so stop spending on it
+            self.reader_gone = True
+            if self._consultation is not None:
+                self._consultation.cancel()
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -262,6 +296,17 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except ValueError:  # closed
         return False
+
+
+def _discard(out: TextIO) -> None:
+    """Point a closed stdout at /dev/null, so the interpreter's last flush prints no error."""
+    try:
+        fileno = out.fileno()
+    except (OSError, ValueError):  # not backed by a file descriptor
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 def _warn(message: str) -> None:

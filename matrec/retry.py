@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 import pydantic
@@ -60,12 +60,24 @@ class Ask(Generic[T]):
 
 
 @dataclass
-class _Tally:
+class Trace:
+    """What one call's attempts went through: counts, the last failure, and what each answer was billed."""
+
+    attempts: int = 0
     counted: int = 0  # transient failures retried under max_retries
     backoffs: int = 0  # backoff steps taken (grows the wait)
     dropped: int = 0
     truncated: int = 0
-    attempts: int = 0
+    last: ModelCallError | None = None
+    billed: list[TokenUsage] = field(default_factory=list)  # usable or not: a cut-off answer is billed too
+
+    def overrun(self, timeout_s: float, what: str) -> ModelCallError:
+        """The failure to report when the deadline passed: the last failure seen, if any, says why."""
+        deadline = f"no answer within the {timeout_s:g} s {what} deadline"
+        if self.last is None:
+            return ModelCallError(CallFailure.TIMEOUT, deadline)
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        return ModelCallError(self.last.kind, f"{self.last.reason}; {deadline}{tries}")
 
 
 class Caller:
@@ -92,15 +104,15 @@ class Caller:
         deadline: float,
         on_started: Callable[[], None] | None = None,
         on_attempt: Callable[[], None] | None = None,
-        billed: list[TokenUsage] | None = None,
+        trace: Trace | None = None,
     ) -> Reply[T]:
         """The answer, or ModelCallError.
 
-        `deadline` is a loop.time() by which to give up (the caller enforces it with a timeout);
-        `on_attempt` runs when an attempt gets its slot; every answer that came back (usable or
-        not: a cut-off answer is billed too) has its usage appended to `billed`.
+        `deadline` is a loop.time() by which to give up (the caller enforces it with a timeout, and
+        reports `trace.overrun(...)` when it passes); `on_attempt` runs when an attempt gets its
+        slot; `trace` records the attempts and the usage of every answer that came back.
         """
-        tally = _Tally()
+        tally = trace if trace is not None else Trace()
         loop = asyncio.get_running_loop()
         while True:
             tally.attempts += 1
@@ -124,8 +136,9 @@ class Caller:
                             on_started=on_started,
                         )
             except ModelCallError as error:
-                if error.usage is not None and billed is not None:
-                    billed.append(error.usage)
+                tally.last = error
+                if error.usage is not None:
+                    tally.billed.append(error.usage)
                 if error.kind is CallFailure.TRUNCATED:
                     ask = self._after_truncation(ask, error, tally)
                     continue
@@ -138,8 +151,7 @@ class Caller:
                     raise _gave_up(error, tally) from None
                 await asyncio.sleep(delay_s)
                 continue
-            if billed is not None:
-                billed.append(reply.usage)
+            tally.billed.append(reply.usage)
             return reply
 
     @contextmanager
@@ -152,7 +164,7 @@ class Caller:
                 self.limiter.pause(error.retry_after_s)
             raise
 
-    def _after_truncation(self, ask: Ask[T], error: ModelCallError, tally: _Tally) -> Ask[T]:
+    def _after_truncation(self, ask: Ask[T], error: ModelCallError, tally: Trace) -> Ask[T]:
         tally.truncated += 1
         if tally.truncated > 1:
             raise ModelCallError(CallFailure.TRUNCATED, f"{error.reason}, even after one retry with a larger budget")
@@ -162,7 +174,7 @@ class Caller:
             return replace(ask, max_tokens=budget)
         return replace(ask, effort=lower_effort(ask.effort))
 
-    def _delay(self, error: ModelCallError, tally: _Tally) -> float:
+    def _delay(self, error: ModelCallError, tally: Trace) -> float:
         """How long to wait before the next attempt; raises `error` when it is not to be retried."""
         if error.kind is CallFailure.DROPPED:
             tally.dropped += 1
@@ -189,7 +201,7 @@ def _rate_limit_wait(wait_s: float, left_s: float) -> ModelCallError:
     )
 
 
-def _gave_up(error: ModelCallError, tally: _Tally) -> ModelCallError:
+def _gave_up(error: ModelCallError, tally: Trace) -> ModelCallError:
     if tally.attempts == 1:
         return error
     return ModelCallError(

@@ -29,7 +29,7 @@ from matrec.options import Part, RunOptions
 from matrec.priming import PrimeGate
 from matrec.progress import BranchStatus, ProgressSink, RunSnapshot, StageStatus
 from matrec.results import BranchResult, Recommendation, TokenUsage
-from matrec.retry import Ask
+from matrec.retry import Ask, Trace
 from matrec.schema import AggregateVerdict, BranchAnalysis
 from matrec.settings import CacheStrategy, Mode, Strategy
 from matrec.single import run_single
@@ -112,12 +112,17 @@ class Run:
         *,
         priority: Priority,
         clock: Clock,
-        billed: list[TokenUsage],
+        trace: Trace,
         gate: PrimeGate | None = None,
         primer: bool = False,
         on_first_attempt: Callable[[], None] | None = None,
+        what: str = "branch",
     ) -> Reply[T]:
-        """One call through the retry loop, within the call deadline counted from `clock.ready`."""
+        """One call through the retry loop, within the call deadline counted from `clock.ready`.
+
+        Raises ModelCallError: when the deadline passes, the last failure seen (a rate limit, an
+        overload) is what the error says, with the deadline.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() - (time.perf_counter() - clock.ready) + self.settings.branch_timeout_s
 
@@ -130,17 +135,20 @@ class Run:
                     on_first_attempt()
             clock.attempt()
 
-        async with asyncio.timeout_at(deadline):
-            if gate is not None and not primer:
-                clock.gate_wait_s = await gate.wait()
-            return await self.engine.caller.ask(
-                request,
-                priority=priority,
-                deadline=deadline,
-                on_started=gate.open if primer and gate is not None else None,
-                on_attempt=attempt,
-                billed=billed,
-            )
+        try:
+            async with asyncio.timeout_at(deadline):
+                if gate is not None and not primer:
+                    clock.gate_wait_s = await gate.wait()
+                return await self.engine.caller.ask(
+                    request,
+                    priority=priority,
+                    deadline=deadline,
+                    on_started=gate.open if primer and gate is not None else None,
+                    on_attempt=attempt,
+                    trace=trace,
+                )
+        except TimeoutError:
+            raise trace.overrun(self.settings.branch_timeout_s, what) from None
 
     # -- branches -------------------------------------------------------------------------------
 
@@ -157,7 +165,7 @@ class Run:
         self, index: int, material: MaterialClass, condition: str | None, gate: PrimeGate | None
     ) -> BranchResult:
         clock = Clock()
-        billed: list[TokenUsage] = []
+        trace = Trace()
         primer = gate is not None and index == 0
         request = Ask(
             system=prompting.branch_system(),
@@ -176,7 +184,7 @@ class Run:
                 request,
                 priority=Priority.BRANCH,
                 clock=clock,
-                billed=billed,
+                trace=trace,
                 gate=gate,
                 primer=primer,
                 on_first_attempt=lambda: self.tracker.branch(index, BranchStatus.RUNNING),
@@ -184,16 +192,13 @@ class Run:
             analysis = reply.value
         except ModelCallError as error:
             failure = (error.kind, error.reason)
-        except TimeoutError:
-            deadline = f"no answer within the {self.settings.branch_timeout_s:g} s branch deadline"
-            failure = (CallFailure.TIMEOUT, deadline)
         except Exception as error:  # isolation boundary: a bug fails this branch only, and is logged
             log.exception("branch %s of %s failed unexpectedly", material.value, self.part.label)
             failure = (CallFailure.UNEXPECTED, unexpected(error))
         finally:
             if primer and gate is not None:
                 gate.open()  # never leave the others waiting on a primer that failed
-        result = self._result(material, condition, clock, billed, analysis, failure)
+        result = self._result(material, condition, clock, trace.billed, analysis, failure)
         self.tracker.branch(index, BranchStatus.DONE if result.ok else BranchStatus.FAILED, result)
         return result
 
@@ -251,6 +256,7 @@ class Run:
 
     async def _aggregate_with_claude(self, branches: list[BranchResult]) -> Verdict:
         clock = Clock()
+        trace = Trace()
         request = Ask(
             system=prompting.aggregator_system(),
             image=None,
@@ -262,17 +268,16 @@ class Run:
             cache_prefix=False,
         )
         try:
-            reply = await self.ask(request, priority=Priority.AGGREGATION, clock=clock, billed=self.aggregation_usage)
+            reply = await self.ask(request, priority=Priority.AGGREGATION, clock=clock, trace=trace, what="comparison")
             return aggregate.from_claude(reply.value, branches)
         except (ModelCallError, InvalidVerdictError) as error:
             return self._fallback(branches, str(error))
-        except TimeoutError:
-            return self._fallback(branches, f"no answer within {self.settings.branch_timeout_s:g} s")
         except Exception as error:  # isolation boundary: fall back, and log the bug
             log.exception("the aggregation of %s failed unexpectedly", self.part.label)
             return self._fallback(branches, unexpected(error))
         finally:
             self.aggregation_s = clock.spans()[1]
+            self.aggregation_usage.extend(trace.billed)
 
     def _fallback(self, branches: list[BranchResult], reason: str) -> Verdict:
         fallback = aggregate.weighted(branches, self.options.weights)

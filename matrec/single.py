@@ -13,8 +13,8 @@ from matrec.errors import CallFailure, ModelCallError, QuorumError, unexpected
 from matrec.limiter import Priority
 from matrec.priming import PrimeGate
 from matrec.progress import BranchStatus, StageStatus
-from matrec.results import BranchResult, TokenUsage
-from matrec.retry import Ask
+from matrec.results import BranchResult
+from matrec.retry import Ask, Trace
 from matrec.schema import BranchAnalysis, SingleVerdict
 from matrec.settings import CacheStrategy, Strategy
 
@@ -56,7 +56,7 @@ async def run_single(run: Run) -> tuple[list[BranchResult], Verdict]:
 
 async def _sample(run: Run, index: int, gate: PrimeGate | None) -> SingleVerdict | ModelCallError:
     clock = Clock()
-    billed: list[TokenUsage] = []
+    trace = Trace()
     primer = gate is not None and index == 0
     request = Ask(
         system=prompting.branch_system(),
@@ -69,12 +69,10 @@ async def _sample(run: Run, index: int, gate: PrimeGate | None) -> SingleVerdict
         cache_prefix=run.options.cache is CacheStrategy.PRIME,
     )
     try:
-        reply = await run.ask(request, priority=Priority.BRANCH, clock=clock, billed=billed, gate=gate, primer=primer)
+        reply = await run.ask(request, priority=Priority.BRANCH, clock=clock, trace=trace, gate=gate, primer=primer)
         return reply.value
     except ModelCallError as error:
         return error
-    except TimeoutError:
-        return ModelCallError(CallFailure.TIMEOUT, f"no answer within the {run.settings.branch_timeout_s:g} s deadline")
     except Exception as error:  # isolation boundary: this sample fails, the bug is logged
         log.exception("a single-prompt sample for %s failed unexpectedly", run.part.label)
         return ModelCallError(CallFailure.UNEXPECTED, unexpected(error))
@@ -84,7 +82,7 @@ async def _sample(run: Run, index: int, gate: PrimeGate | None) -> SingleVerdict
         _, elapsed_s = clock.spans()
         run.slowest_s = max(run.slowest_s, elapsed_s)
         run.branch_path_s = max(run.branch_path_s, clock.gate_wait_s + elapsed_s)
-        run.branch_usage.extend(billed)
+        run.branch_usage.extend(trace.billed)
 
 
 def _branches(run: Run, verdict: SingleVerdict) -> list[BranchResult]:

@@ -219,3 +219,43 @@ async def test_json_names_the_model_and_the_critical_path_never_exceeds_the_wall
         assert obj["usage"]["model"] == DEFAULT_MODEL
         assert isinstance(obj["usage"]["cost_usd"], float)
         assert 0 < obj["timing"]["critical_path_s"] <= obj["timing"]["wall_s"]
+
+
+class _ClosedPipe(io.StringIO):
+    """Output whose reader has gone away, as after `matrec ... | head -1`."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def _hang_all_but_metal(emulator: ClaudeEmulator) -> None:
+    for material in CLASS_ORDER[1:]:
+        emulator.fail(Fault.HANG, match=material.value, times=None)
+
+
+async def test_a_closed_stdout_stops_the_consultation_quietly(
+    emulator: ClaudeEmulator, photos: list[Path], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _hang_all_but_metal(emulator)  # only cancelling the consultation can end it
+    code, _ = await _run(["analyze", str(photos[0])], _ClosedPipe())
+    assert code == 1
+    assert capsys.readouterr().err == ""
+    assert caplog.records == []
+    assert {r.kind.kind for r in emulator.requests} == {"branch"}
+
+
+async def test_the_real_process_exits_quietly_when_its_reader_has_gone(
+    emulator: ClaudeEmulator, photos: list[Path]
+) -> None:
+    _hang_all_but_metal(emulator)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "matrec", "analyze", str(photos[0]), stdout=write_end, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    _, stderr = await process.communicate()
+    assert process.returncode == 1
+    assert stderr.decode() == ""
