@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -109,11 +108,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     except asyncio.CancelledError:
         if not output.reader_gone:
             raise
-        code = EXIT_FAILED
-    if output.reader_gone:
-        _discard(out)
         return EXIT_FAILED
-    return code
+    return EXIT_FAILED if output.reader_gone else code
 
 
 def _load_settings() -> EngineSettings | str:
@@ -296,17 +292,6 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except ValueError:  # closed
         return False
-
-
-def _discard(out: TextIO) -> None:
-    """Point a closed stdout at /dev/null, so the interpreter's last flush prints no error."""
-    try:
-        fileno = out.fileno()
-    except (OSError, ValueError):  # not backed by a file descriptor
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fileno)
-    os.close(devnull)
 
 
 def _warn(message: str) -> None:
