@@ -23,7 +23,6 @@ import io
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Final
 
 from PIL import Image, ImageStat, UnidentifiedImageError
@@ -38,7 +37,6 @@ DARK_MAX_BRIGHTNESS: Final = 0.20
 GREY_MAX_SATURATION: Final = 0.10
 LIGHT_GREY_MIN_BRIGHTNESS: Final = 0.60
 WHITE_MIN_BRIGHTNESS: Final = 0.88
-MEASURED_IMAGES_CACHED: Final = 32
 _LUMA: Final = (0.299, 0.587, 0.114)
 
 
@@ -78,13 +76,13 @@ def first_image_facts(body: Mapping[str, Any]) -> ImageFacts | None:
     return None if data is None else _measure(data)
 
 
-@lru_cache(maxsize=MEASURED_IMAGES_CACHED)  # six branches send the same photo
 def _measure(data: str) -> ImageFacts | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(base64.b64decode(data))) as image:
                 size = image.size
+                image.draft("RGB", (MEASURE_EDGE_PX, MEASURE_EDGE_PX))  # a JPEG decodes at 1/8 scale: cheap
                 small = image.convert("RGB")
         except (binascii.Error, ValueError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
             return None
