@@ -156,7 +156,8 @@ def _options(args: argparse.Namespace, settings: EngineSettings) -> RunOptions:
         )
     except pydantic.ValidationError as error:
         first = error.errors()[0]
-        raise BadInputError(f"--{first['loc'][0]}: {first['msg']}") from None
+        option = f"--{first['loc'][0]}" if first["loc"] else "an option"
+        raise BadInputError(f"{option}: {first['msg']}") from None
 
 
 def _parts(args: argparse.Namespace, settings: EngineSettings) -> tuple[list[str], list[Part | BadInputError]]:

@@ -113,7 +113,9 @@ def progress_line(event: ProgressEvent) -> str | None:
     if analysis is None:
         return f"{head}: failed: {one_line(state.result.error or 'no analysis')}"
     verdict = "recommended" if analysis.recommended else "not recommended"
-    return f"{head}: {analysis.suitability}/10, {verdict}. {one_line(analysis.summary)} Grades: {grades(analysis)}."
+    strengths, concerns = listing(analysis.strengths), listing(analysis.concerns)
+    details = f"Grades: {grades(analysis)}. Strengths: {strengths}. Concerns: {concerns}."
+    return f"{head}: {analysis.suitability}/10, {verdict}. {one_line(analysis.summary)} {details}"
 
 
 def headline(rec: Recommendation) -> tuple[str, str]:

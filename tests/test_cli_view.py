@@ -122,7 +122,7 @@ def test_a_branch_line_is_one_line_however_long_its_summary() -> None:
     line = progress_line(ProgressEvent(kind=EventKind.BRANCH_DONE, branch=0, snapshot=snapshot))
     assert line is not None and "\n" not in line
     assert line.startswith("[bracket.jpg] Metal: 8/10, recommended. A long verdict. word word")
-    assert line.endswith("Grades: metal grade.")
+    assert line.endswith("Grades: metal grade. Strengths: metal strength. Concerns: metal concern.")
 
 
 def test_a_failed_consultation_gets_no_progress_line_since_it_is_reported_once_on_stderr() -> None:
