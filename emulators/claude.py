@@ -19,12 +19,11 @@ emulated prompt caching (`emulators.claude_usage`), streams the API's SSE events
 (`emulators.claude_faults.Fault`) reproduce the API's failures on the wire. `GET /_emulator/stats`
 gives a benchmark in another process every request's planned numbers.
 
-Thinking: `thinking=True` lets models think as their docs say (adaptive thinking on by default on
-5.x). In-process it is OFF by default (`thinking=False`: every request answers without thinking,
-request rules still apply) until the engine sizes `max_tokens` for thinking; `python -m
-emulators.claude` thinks unless given `--no-thinking`. `thinking_tokens` pins it: an int, or a
-function of the `RecordedRequest`, used for every request that would think (even with
-`thinking=False`); a request whose thinking is off never thinks.
+Thinking: models think as their docs say (adaptive thinking on by default on 5.x), in-process and
+from `python -m emulators.claude` alike. `thinking=False` (`--no-thinking`) makes every request
+answer without thinking, for tests about something else; request rules still apply.
+`thinking_tokens` pins it: an int, or a function of the `RecordedRequest`, used for every request
+that would think (even with `thinking=False`); a request whose thinking is off never thinks.
 """
 
 from __future__ import annotations
@@ -87,7 +86,7 @@ class ClaudeEmulator:
         output_tokens_per_s: float | None = None,
         scores: Mapping[str, int] | None = None,
         seed: int | None = DEFAULT_SEED,
-        thinking: bool = False,
+        thinking: bool = True,
         thinking_tokens: ThinkingOverride | None = None,
     ) -> None:
         self.api_key = api_key

@@ -22,7 +22,7 @@ MID_SIZED_SYSTEM = "You are a materials engineer who answers briefly. " * 48
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[ClaudeEmulator]:
-    async with ClaudeEmulator(api_key=KEY) as claude:
+    async with ClaudeEmulator(api_key=KEY, thinking=False) as claude:  # rule checks; thinking has its own tests
         yield claude
 
 

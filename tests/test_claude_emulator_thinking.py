@@ -137,7 +137,7 @@ async def test_a_request_with_thinking_off_never_thinks_even_when_pinned(
 
 
 async def test_thinking_off_in_process_still_honours_a_pin() -> None:
-    async with ClaudeEmulator(api_key=KEY, thinking_tokens=400) as claude:
+    async with ClaudeEmulator(api_key=KEY, thinking=False, thinking_tokens=400) as claude:
         sdk = anthropic.AsyncAnthropic(api_key=KEY, base_url=claude.base_url, max_retries=0)
         _, pinned = await _streamed(sdk)
         claude.thinking_tokens = None
