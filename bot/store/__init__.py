@@ -15,7 +15,6 @@ Modules, one concept each:
     migrate.py      adopt, lock, upgrade: runs migrations/ (Alembic revisions 0001, 0002, ...)
     dedupe.py       the event and message keys that make each upload start once
     store.py        Store: the public API
-    legacy.py       deprecated claim_message / mark_interrupted, until bot/ stops calling them
 
 Ownership: several instances may share one database. Each adds consultations with `owner` set to
 its own name and calls heartbeat(owner) periodically; take_over(owner, stale_after_s=...) hands
@@ -39,7 +38,6 @@ from __future__ import annotations
 from bot.store.errors import DatabaseUrlError, SchemaTooNewError
 from bot.store.model import (
     ACTIVE_STATUSES,
-    INTERRUPTED_ERROR,
     UPDATABLE_FIELDS,
     Clock,
     Consultation,
@@ -53,7 +51,6 @@ from bot.store.urls import ACCEPTED_URL_FORMS, redact_url
 __all__ = [
     "ACCEPTED_URL_FORMS",
     "ACTIVE_STATUSES",
-    "INTERRUPTED_ERROR",
     "RECENT_LIMIT",
     "TAKE_OVER_LIMIT",
     "UPDATABLE_FIELDS",

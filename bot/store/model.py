@@ -12,8 +12,6 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from matrec.results import BranchResult, Recommendation
 
-INTERRUPTED_ERROR = "interrupted by a restart"
-
 Clock = Callable[[], datetime]
 
 
@@ -37,7 +35,7 @@ class ConsultationStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"  # the engine gave no recommendation (quorum, timeout, bad image…)
     REJECTED = "rejected"  # not analysed at all (not an image, too many images…)
-    INTERRUPTED = "interrupted"  # the process stopped while it was RECEIVED or RUNNING
+    INTERRUPTED = "interrupted"  # left by earlier versions at a restart; restarts now resume instead
 
 
 ACTIVE_STATUSES = (ConsultationStatus.RECEIVED, ConsultationStatus.RUNNING)

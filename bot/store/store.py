@@ -11,7 +11,6 @@ from typing import Any, Self
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.store import legacy
 from bot.store.dedupe import prune_keys, record_keys
 from bot.store.engine import Connections, connect
 from bot.store.migrate import migrate
@@ -156,21 +155,6 @@ class Store:
         cutoff = self._clock() - timedelta(seconds=older_than_s)
         async with self._connections.write() as connection:
             return await prune_keys(connection, seen_before=cutoff)
-
-    async def claim_message(self, *, event_id: str | None, channel: str, ts: str) -> bool:
-        """Deprecated (use claim_and_add): True once per message, and once more after mark_interrupted."""
-        async with self._connections.write() as connection:
-            return await legacy.claim_message(connection, event_id=event_id, channel=channel, ts=ts, now=self._clock())
-
-    async def mark_interrupted(self, *, idle_for_s: float = 0.0) -> int:
-        """Deprecated (use take_over): active consultations idle for `idle_for_s` become INTERRUPTED.
-
-        A single process passes 0 (everything in flight died with the old process); replicas sharing
-        one database pass more than the longest a live consultation can go without an update, so
-        they never interrupt each other's work. Returns how many were marked.
-        """
-        async with self._connections.write() as connection:
-            return await legacy.mark_interrupted(connection, idle_for_s=idle_for_s, now=self._clock())
 
     async def _select(self, query: sa.Select[Any]) -> list[Consultation]:
         async with self._connections.read() as connection:
