@@ -11,11 +11,12 @@ import signal
 import sys
 
 import pydantic
+from pydantic_settings import SettingsError
 
 from bot.logs import configure
 from bot.service import StartupError, serve
 from bot.settings import BotSettings
-from matrec.settings import EngineSettings
+from matrec.settings import EngineSettings, settings_error
 
 
 def _secrets(settings: BotSettings, engine: EngineSettings) -> list[str]:
@@ -36,10 +37,13 @@ def main() -> int:
     """Start the bot; returns the exit code."""
     try:
         settings = BotSettings()
+    except (pydantic.ValidationError, SettingsError) as error:
+        print(f"matrec-bot: {settings_error(BotSettings, error)}", file=sys.stderr)
+        return 1
+    try:
         engine = EngineSettings()
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        print(f"matrec-bot: bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}", file=sys.stderr)
+    except (pydantic.ValidationError, SettingsError) as error:
+        print(f"matrec-bot: {settings_error(EngineSettings, error)}", file=sys.stderr)
         return 1
     configure(settings.log_level, _secrets(settings, engine))
     try:

@@ -225,6 +225,8 @@ def settings_error(settings_type: type[BaseSettings], error: pydantic.Validation
         return f"{name} could not be read: {error}"
     first = error.errors()[0]
     message = str(first["msg"]).removeprefix("Value error, ")
+    if not first["loc"]:
+        return message  # a check across settings names its variables itself
     return f"{env_name(settings_type, tuple(first['loc']))}: {message}"
 
 
