@@ -26,12 +26,12 @@ from bot.blocks_kit import (
 )
 from bot.blocks_kit import context as context_block
 from bot.escape import escape
+from matrec.choices import Mode, Strategy
 from matrec.images import ACCEPTED_FORMATS_TEXT
 from matrec.materials import CLASS_ORDER, MaterialClass
 from matrec.progress import BranchStatus, RunSnapshot, StageStatus
 from matrec.report import footer, label
 from matrec.results import Recommendation
-from matrec.settings import Mode, Strategy
 
 TITLE: Final = "Material consultation"
 COMPARING: Final = f":scales: Comparing the classes side by side{ELLIPSIS}"

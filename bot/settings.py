@@ -48,9 +48,7 @@ class BotSettings(BaseSettings):
     heartbeat_interval_s: float = Field(default=10.0, gt=0, validation_alias=_alias("MATREC_HEARTBEAT_INTERVAL_S"))
     stale_after_s: float = Field(default=30.0, gt=0, validation_alias=_alias("MATREC_STALE_AFTER_S"))
     queue_refresh_s: float = Field(default=10.0, gt=0, validation_alias=_alias("MATREC_QUEUE_REFRESH_S"))
-    shutdown_grace_s: float = Field(
-        default=SHUTDOWN_GRACE_S, ge=0, validation_alias=_alias("MATREC_SHUTDOWN_GRACE_S")
-    )
+    shutdown_grace_s: float = Field(default=SHUTDOWN_GRACE_S, ge=0, validation_alias=_alias("MATREC_SHUTDOWN_GRACE_S"))
 
     @field_validator("mention_only_channels", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from matrec.choices import CacheStrategy, Mode, Strategy
     from matrec.claude import Claude
     from matrec.engine import Engine, Part, RunOptions
     from matrec.errors import (
@@ -26,13 +27,13 @@ if TYPE_CHECKING:
     from matrec.materials import MaterialClass
     from matrec.progress import BranchStatus, EventKind, ProgressEvent, RunSnapshot, StageStatus
     from matrec.results import BranchResult, Recommendation
-    from matrec.settings import CacheStrategy, EngineSettings, Mode, Strategy
+    from matrec.settings import EngineSettings
 
 _HOMES = {
     "BadInputError": "matrec.errors",
     "BranchResult": "matrec.results",
     "BranchStatus": "matrec.progress",
-    "CacheStrategy": "matrec.settings",
+    "CacheStrategy": "matrec.choices",
     "Claude": "matrec.claude",
     "ConfigError": "matrec.errors",
     "Engine": "matrec.engine",
@@ -41,7 +42,7 @@ _HOMES = {
     "ImageError": "matrec.errors",
     "MaterialClass": "matrec.materials",
     "MatrecError": "matrec.errors",
-    "Mode": "matrec.settings",
+    "Mode": "matrec.choices",
     "Part": "matrec.engine",
     "ProgressEvent": "matrec.progress",
     "QuorumError": "matrec.errors",
@@ -50,7 +51,7 @@ _HOMES = {
     "RunSnapshot": "matrec.progress",
     "RunTimeoutError": "matrec.errors",
     "StageStatus": "matrec.progress",
-    "Strategy": "matrec.settings",
+    "Strategy": "matrec.choices",
 }
 
 __all__ = [

@@ -32,17 +32,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from matrec.choices import CacheStrategy, Mode, Strategy
 from matrec.errors import BadInputError, ConfigError, ImageError, ImageKind, MatrecError
 
 if TYPE_CHECKING:
     import asyncio
 
-    from matrec.board import TerminalView
     from matrec.engine import Engine, Part, RunOptions
     from matrec.materials import Dimension
     from matrec.progress import ProgressEvent
     from matrec.results import Recommendation
     from matrec.settings import EngineSettings
+    from matrec.terminal import TerminalView
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -51,9 +52,9 @@ EXIT_INTERRUPTED = 130
 _SNIFF_BYTES = 64
 # The values of matrec.settings' Strategy, Mode and CacheStrategy (a test holds them equal), written
 # out because importing that module loads pydantic, which `--help` should not wait for.
-STRATEGY_CHOICES = ("claude", "vote", "weighted")
-MODE_CHOICES = ("parallel", "nested", "single")
-CACHE_CHOICES = ("none", "prime")
+STRATEGY_CHOICES = tuple(s.value for s in Strategy)
+MODE_CHOICES = tuple(m.value for m in Mode)
+CACHE_CHOICES = tuple(c.value for c in CacheStrategy)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -236,7 +237,7 @@ class _Output:
         self.reader_gone = False
         self._consultation: asyncio.Task[object] | None = None
         if _is_terminal(screen):
-            from matrec.board import TerminalView
+            from matrec.terminal import TerminalView
 
             self.view = TerminalView(screen)
 

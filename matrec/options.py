@@ -6,8 +6,9 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from matrec.choices import CacheStrategy, Mode, Strategy
 from matrec.materials import Dimension
-from matrec.settings import CacheStrategy, EngineSettings, Mode, Strategy
+from matrec.settings import EngineSettings
 
 MAX_CONTEXT_CHARS = 4000
 

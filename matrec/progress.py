@@ -11,9 +11,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from matrec.choices import Mode, Strategy
 from matrec.materials import MaterialClass
 from matrec.results import BranchResult, Recommendation
-from matrec.settings import Mode, Strategy
 
 
 class BranchStatus(StrEnum):

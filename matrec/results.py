@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from matrec.choices import Mode, Strategy
 from matrec.errors import CallFailure
 from matrec.materials import MaterialClass
 from matrec.models import Prices
 from matrec.schema import BranchAnalysis, Confidence, ScreenedOut
-from matrec.settings import Mode, Strategy
 
 _MTOK = 1_000_000
 

@@ -20,6 +20,7 @@ import pydantic
 from matrec import aggregate, prompting
 from matrec.aggregate import InvalidVerdictError, Verdict
 from matrec.calltime import Clock
+from matrec.choices import CacheStrategy, Mode, Strategy
 from matrec.claude import Reply
 from matrec.errors import CallFailure, ModelCallError, QuorumError, unexpected
 from matrec.images import PreparedImage
@@ -31,7 +32,6 @@ from matrec.progress import BranchStatus, ProgressSink, RunSnapshot, StageStatus
 from matrec.results import BranchResult, Recommendation, TokenUsage
 from matrec.retry import Ask, Trace
 from matrec.schema import AggregateVerdict, BranchAnalysis
-from matrec.settings import CacheStrategy, Mode, Strategy
 from matrec.single import run_single
 from matrec.summary import recommendation
 from matrec.tracker import Tracker

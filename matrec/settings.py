@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +25,7 @@ import pydantic
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from matrec.choices import CacheStrategy, Strategy
 from matrec.materials import Dimension
 from matrec.models import Effort, PriceOverride, Prices, model_info
 
@@ -36,29 +36,6 @@ DEFAULT_CONDITIONS = (
     "wet or corrosive: outdoor weather, salt spray or cleaning chemicals",
 )
 ENV_PREFIX = "MATREC_"
-
-
-class Strategy(StrEnum):
-    """How branch analyses become one recommendation."""
-
-    CLAUDE = "claude"
-    VOTE = "vote"
-    WEIGHTED = "weighted"
-
-
-class Mode(StrEnum):
-    """Which calls a consultation makes."""
-
-    PARALLEL = "parallel"
-    NESTED = "nested"
-    SINGLE = "single"
-
-
-class CacheStrategy(StrEnum):
-    """How the shared prompt prefix (system + image) is cached across parallel branches."""
-
-    NONE = "none"
-    PRIME = "prime"
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -94,6 +71,8 @@ def parse_weights(text: str) -> dict[Dimension, float]:
             weights[dimension] = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: {value!r} is not a number") from None
+        if weights[dimension] < 0:
+            raise ValueError(f"{name}: weights must not be negative")
     return weights
 
 

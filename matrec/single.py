@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from matrec import aggregate, prompting
 from matrec.aggregate import Verdict
 from matrec.calltime import Clock
+from matrec.choices import CacheStrategy, Strategy
 from matrec.errors import CallFailure, ModelCallError, QuorumError, unexpected
 from matrec.limiter import Priority
 from matrec.priming import PrimeGate
@@ -16,7 +17,6 @@ from matrec.progress import BranchStatus, StageStatus
 from matrec.results import BranchResult
 from matrec.retry import Ask, Trace
 from matrec.schema import BranchAnalysis, SingleVerdict
-from matrec.settings import CacheStrategy, Strategy
 
 if TYPE_CHECKING:
     from matrec.run import Run

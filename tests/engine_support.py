@@ -10,10 +10,11 @@ from typing import Any
 from PIL import Image
 
 from emulators.claude import ClaudeEmulator
+from matrec.choices import CacheStrategy
 from matrec.claude import Claude
 from matrec.engine import Engine
 from matrec.progress import ProgressEvent
-from matrec.settings import CacheStrategy, EngineSettings
+from matrec.settings import EngineSettings
 
 KEY = "test-key"
 

@@ -23,10 +23,10 @@ import asyncpg
 import pytest
 
 from bot.store import Consultation, Store
+from matrec.choices import Mode, Strategy
 from matrec.materials import MaterialClass
 from matrec.results import ImageInfo, Recommendation, Timing, TokenUsage, UsageReport
 from matrec.schema import ScreenedOut
-from matrec.settings import Mode, Strategy
 from tests.factories import failed, ok
 
 M = MaterialClass

@@ -11,11 +11,12 @@ import pytest
 
 from bot.blocks import Rendered, board, board_error, notice
 from bot.escape import WORD_JOINER, escape
+from matrec.choices import Mode, Strategy
 from matrec.materials import CLASS_ORDER, MaterialClass
 from matrec.progress import BranchState, BranchStatus, RunSnapshot, StageStatus
 from matrec.results import BranchResult, Recommendation, Timing, TokenUsage, UsageReport
 from matrec.schema import ScreenedOut
-from matrec.settings import DEFAULT_CONDITIONS, Mode, Strategy
+from matrec.settings import DEFAULT_CONDITIONS
 from tests.factories import failed, ok
 
 M = MaterialClass

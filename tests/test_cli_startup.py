@@ -9,8 +9,6 @@ import sys
 import pytest
 
 import matrec
-from matrec.cli import CACHE_CHOICES, MODE_CHOICES, STRATEGY_CHOICES
-from matrec.settings import CacheStrategy, Mode, Strategy
 
 HEAVY = frozenset({"anthropic", "PIL", "rich", "pydantic", "pydantic_settings", "httpx", "httpx2", "asyncio"})
 
@@ -53,9 +51,3 @@ def test_every_public_name_resolves_on_first_use() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Engin'"):
         _ = matrec.Engin  # type: ignore[attr-defined]
-
-
-def test_the_cli_offers_exactly_the_settings_choices() -> None:
-    assert tuple(s.value for s in Strategy) == STRATEGY_CHOICES
-    assert tuple(m.value for m in Mode) == MODE_CHOICES
-    assert tuple(c.value for c in CacheStrategy) == CACHE_CHOICES

@@ -6,12 +6,12 @@ import io
 
 from rich.console import Console, RenderableType
 
-from matrec.board import Frame, recommendation_panel, snapshot_table
+from matrec.choices import Mode, Strategy
 from matrec.materials import CLASS_ORDER, MaterialClass
 from matrec.progress import BranchState, BranchStatus, EventKind, ProgressEvent, RunSnapshot, StageStatus
 from matrec.report import footer, progress_line, recommendation_json, recommendation_text
 from matrec.results import BranchResult, Recommendation, Timing, TokenUsage, UsageReport
-from matrec.settings import Mode, Strategy
+from matrec.terminal import Frame, recommendation_panel, snapshot_table
 from tests.factories import analysis, failed, ok
 
 PRICE_HINT = "(set MATREC_PRICES__INPUT_USD_PER_MTOK and MATREC_PRICES__OUTPUT_USD_PER_MTOK)"

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from emulators.claude import ClaudeEmulator, Fault
+from matrec.choices import CacheStrategy, Mode, Strategy
 from matrec.claude import Claude
 from matrec.engine import Engine, Part, RunOptions
 from matrec.errors import BadInputError, ConfigError, ImageError, QuorumError, RunTimeoutError
 from matrec.materials import CLASS_ORDER, Dimension, MaterialClass
 from matrec.progress import BranchStatus, EventKind, StageStatus
-from matrec.settings import CacheStrategy, EngineSettings, Mode, Strategy
+from matrec.settings import EngineSettings
 from tests.engine_support import EventLog, engine_settings, jpeg_bytes, running_engine
 
 M = MaterialClass

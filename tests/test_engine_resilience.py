@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from emulators.claude import ClaudeEmulator, Fault, RecordedRequest
+from matrec.choices import CacheStrategy
 from matrec.engine import Part
 from matrec.errors import MatrecError
 from matrec.materials import CLASS_ORDER, MaterialClass
 from matrec.progress import ProgressEvent
 from matrec.results import Recommendation
-from matrec.settings import CacheStrategy
 from tests.engine_support import jpeg_bytes, running_engine
 
 M = MaterialClass

@@ -6,8 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from bot.settings import BotSettings, Trigger
+from matrec.choices import CacheStrategy
 from matrec.materials import Dimension
-from matrec.settings import DEFAULT_MODEL, CacheStrategy, EngineSettings, settings_error
+from matrec.settings import DEFAULT_MODEL, EngineSettings, settings_error
 
 
 def test_engine_defaults_are_the_documented_ones() -> None:

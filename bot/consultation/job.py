@@ -21,11 +21,11 @@ from bot.settings import BotSettings
 from bot.store import Consultation, ConsultationStatus, Store
 from bot.writer import MessageWriter, post_reply
 from matrec.admission import Ticket
+from matrec.choices import Mode
 from matrec.engine import Engine, Part
 from matrec.errors import BadInputError, MatrecError
 from matrec.progress import ProgressEvent, RunSnapshot
 from matrec.results import BranchResult
-from matrec.settings import Mode
 
 log = logging.getLogger(__name__)
 
