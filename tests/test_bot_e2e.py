@@ -301,3 +301,24 @@ async def test_the_health_check_reports_the_socket(
     ):
         assert response.status == 200
         assert await response.json() == {"ok": True, "mode": "socket", "running": 0, "queued": 0}
+
+
+async def test_the_description_reaches_the_model_and_moves_the_answer(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+) -> None:
+    sent = await upload(slack, PHOTO, text="Kiln furniture: a setter plate holding pots at 1300 C")
+    (board,) = await wait_finished(slack, sent)
+    assert "Best: Ceramic" in rendered(board)
+    assert all("1300 C" in str(r.body["messages"]) for r in claude.requests if r.kind.kind == "branch")
+
+
+async def test_the_photo_reaches_the_model_and_moves_the_answer(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+) -> None:
+    text = "A garden bench seat slat, outdoors, 200 a year"
+    grey = await upload(slack, jpeg_bytes(800, 600, color=(120, 130, 140)), text=text)
+    (grey_board,) = await wait_finished(slack, grey)
+    oak = await upload(slack, jpeg_bytes(800, 600, color=(150, 100, 50)), text=text)
+    (oak_board,) = await wait_finished(slack, oak)
+    assert "Best: Metal" in rendered(grey_board)  # a three-way tie at 6, broken by class order
+    assert "Best: Wood" in rendered(oak_board)  # the wood-toned photo tips it
