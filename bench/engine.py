@@ -24,10 +24,11 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
+from matrec.choices import CacheStrategy, Mode
 from matrec.claude import Claude
 from matrec.engine import Engine, Part, RunOptions
 from matrec.results import Recommendation
-from matrec.settings import CacheStrategy, EngineSettings, Mode
+from matrec.settings import EngineSettings
 
 KEY = "bench-key"
 PHOTO_EDGE_PX = (2016, 1512)

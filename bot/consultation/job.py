@@ -158,7 +158,11 @@ class JobRunner:
                     return await self._finish_error(job, str(error), ConsultationStatus.FAILED)
                 await writer.close(self.render(job, job.snapshot))
                 job.record = await self.store.update(
-                    job.record.id, status=ConsultationStatus.FAILED, error=str(error), branches=_branches(job)
+                    job.record.id,
+                    status=ConsultationStatus.FAILED,
+                    error=str(error),
+                    branches=_branches(job),
+                    board_ts=writer.ts,  # a board deleted meanwhile was re-posted
                 )
                 return job.record.status
         await writer.close(self.render(job, job.snapshot))
@@ -170,6 +174,7 @@ class JobRunner:
             usage_cost_usd=rec.usage.cost_usd,
             image_sha256=rec.image.sha256 if rec.image else None,
             error=None,
+            board_ts=writer.ts,  # a board deleted meanwhile was re-posted
         )
         return job.record.status
 
@@ -177,7 +182,8 @@ class JobRunner:
         if job.writer is not None:
             await job.writer.close(blocks.board_error(part=job.part, context=job.record.context, message=message))
         try:
-            job.record = await self.store.update(job.record.id, status=status, error=message)
+            board_ts = job.writer.ts if job.writer is not None else job.record.board_ts
+            job.record = await self.store.update(job.record.id, status=status, error=message, board_ts=board_ts)
         except Exception:  # the database itself may be what failed; the board already says so
             log.exception("could not record the end of consultation %s", job.record.id)
         return status
