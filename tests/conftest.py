@@ -1,13 +1,19 @@
-"""Test-wide guards: no test may reach the network, and no real secret may leak in."""
+"""Test-wide guards (no test may reach the network, no real secret may leak in), and the two
+loopback emulators as fixtures: `slack` and `claude` (a module may define its own to vary them)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from emulators.claude import ClaudeEmulator
+from emulators.slack import SlackEmulator
+from tests.engine_support import KEY
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -71,3 +77,17 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env or database file is read or written
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackEmulator]:
+    """A loopback Slack workspace (Web API, Socket Mode, signed HTTP, file hosting)."""
+    async with SlackEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def claude() -> AsyncIterator[ClaudeEmulator]:
+    """A loopback Claude Messages API with Claude 5.x rules, thinking included."""
+    async with ClaudeEmulator(api_key=KEY) as emulator:
+        yield emulator

@@ -28,22 +28,10 @@ from tests.bot_support import (
     upload,
     wait_finished,
 )
-from tests.engine_support import KEY, jpeg_bytes
+from tests.engine_support import jpeg_bytes
 
 PHOTO = jpeg_bytes(800, 600)
 CLASS_LABELS = [p.label for p in PROFILES.values()]
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def claude() -> AsyncIterator[ClaudeEmulator]:
-    async with ClaudeEmulator(api_key=KEY) as emulator:
-        yield emulator
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,6 @@ from tests.bot_support import GENERAL, bot_replies, rendered, upload, wait_finis
 from tests.engine_support import KEY, jpeg_bytes
 
 START_S = 30.0
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def claude() -> AsyncIterator[ClaudeEmulator]:
-    async with ClaudeEmulator(api_key=KEY) as emulator:
-        yield emulator
 
 
 def _env(tmp_path: Path, **values: str) -> dict[str, str]:

@@ -6,11 +6,8 @@ Real Bolt over a real websocket, both emulators, a real SQLite store; waits are 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from bot.store import Consultation, ConsultationStatus, Store
 from emulators.claude import ClaudeEmulator, Fault
@@ -27,25 +24,13 @@ from tests.bot_support import (
     upload,
     wait_finished,
 )
-from tests.engine_support import KEY, jpeg_bytes
+from tests.engine_support import jpeg_bytes
 
 PHOTO = jpeg_bytes(800, 600)
 
 
 def _shown(version: MessageVersion) -> str:
     return version.text + "\n" + json.dumps(version.blocks or [], ensure_ascii=False)
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def claude() -> AsyncIterator[ClaudeEmulator]:
-    async with ClaudeEmulator(api_key=KEY) as emulator:
-        yield emulator
 
 
 async def test_the_analysing_status_is_cleared_when_the_board_is_final(

@@ -11,10 +11,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
@@ -23,18 +20,6 @@ from tests.engine_support import KEY, jpeg_bytes
 
 START_S = 30.0
 CALL_LATENCY_S = 0.6  # long enough that the kill lands mid-consultation
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def claude() -> AsyncIterator[ClaudeEmulator]:
-    async with ClaudeEmulator(api_key=KEY, latency_s=CALL_LATENCY_S) as emulator:
-        yield emulator
 
 
 def _env(slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path) -> dict[str, str]:
@@ -62,6 +47,7 @@ async def _start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
 async def test_a_killed_bot_resumes_the_consultation_on_its_board_and_a_racing_retry_adds_nothing(
     slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
 ) -> None:
+    claude.latency_s = CALL_LATENCY_S
     env = _env(slack, claude, tmp_path)
     first = await _start(env, tmp_path)
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from setuptools import find_packages
+from setuptools import find_packages  # type: ignore[import-untyped]  # no stubs; only used here
 
 ROOT = Path(__file__).resolve().parent.parent
 
