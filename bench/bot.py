@@ -1,224 +1,195 @@
-"""Bot benchmark: `python -m bench.bot`.
+"""Bot benchmark: `python -m bench.bot [--runs N] [--json]`.
 
-Runs the real bot process (`python -m bot`, Socket Mode) against the Slack emulator (in this
-process, with Slack-like rate limits) and the Claude emulator (its own process, 1.0 s per call),
-then measures: upload to the first thread reply, a branch finishing to its entry showing in Slack,
-Web API calls per consultation, and 20 uploads in 20 channels at once.
+The real bot process (`python -m bot`, Socket Mode) against the Slack emulator (in this process,
+with Slack-like rate limits: chat.postMessage 1/s per channel, burst 3; chat.update and reactions
+50 a minute, burst 20) and the Claude emulator (its own process, thinking off: every call takes
+L = 1.0 s, first byte at F = 0.3 s). Each run starts all three afresh, then:
+
+- sequential: 8 uploads, one at a time. Upload event to the first thread reply (the board with six
+  pending entries), a branch's last byte (the emulator's finish time) to the first board version
+  showing its entry (the Slack emulator's record of that chat.update), and the Web API calls each
+  consultation made, the file download excluded.
+- crowd: 20 uploads in 20 channels at once. The same branch-to-visible delay, every upload's board
+  final (showing a recommendation) and every upload's final reaction, each from the first upload.
+
+Ideals for the crowd, from the constants above (floors: nothing can finish sooner):
+- boards final: 140 Claude calls (20 x 7) x L / 8 (the bot's Claude concurrency bound) = 17.5 s.
+  The bot admits at most 4 consultations at once (MATREC_MAX_CONSULTATIONS, default 4), so slots
+  idle while the admitted ones wait for a primer's first byte or are at their aggregation; the
+  floor leaves that out, as it leaves out the first download and the last chat.update.
+- reactions final: also reactions.add is called twice per upload (eyes, then the check mark): 40
+  calls, 20 at once then 50 a minute, so the last cannot come before (40 - 20) / (50/60) = 24 s.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import aiohttp
-
-from bench.engine import KEY, emulator_process, photo
+from bench.bot_process import (
+    GENERAL,
+    STARTUP_CALLS,
+    TIER3_BURST,
+    TIER3_PER_S,
+    boards,
+    final_at,
+    reacted,
+    running_bot,
+    slack_like_limits,
+    upload,
+    visible_after_s,
+)
+from bench.claude_process import FIRST_TOKEN_S, ClaudeService, claude_process
+from bench.photos import photo
+from bench.targets import Figure, Target, arguments, exit_code, print_json, print_targets
 from emulators.slack import SlackEmulator
-from emulators.slack_workspace import Message
-from matrec.materials import PROFILES, MaterialClass
 
-ALICE = "U1"
-SEQUENTIAL_UPLOADS = 8
-PARALLEL_UPLOADS = 20
-WAIT_S = 180.0
-STARTUP_CALLS = {"auth.test", "apps.connections.open"}
-TEXT = "Wall bracket for a 20 kg pump, indoors near a boiler, about 500 per year."
-
-
-@dataclass
-class Consultation:
-    """One upload and what the bot did with it."""
-
-    channel: str
-    ts: str
-    sent_at: float
+LATENCY_S: Final = 1.0  # L
+CLAUDE_CONCURRENCY: Final = 8  # EngineSettings.concurrency, the bot's default
+CALLS_PER_UPLOAD: Final = 7
+SEQUENTIAL_UPLOADS: Final = 8
+CROWD_UPLOADS: Final = 20
+REACTIONS_ADD_PER_UPLOAD: Final = 2
+WAIT_S: Final = 180.0
+FIRST_REPLY_TARGET_MS: Final = 300.0
+VISIBLE_TARGET_S: Final = 1.5
+API_CALLS_TARGET: Final = 12
 
 
-def _bot_messages(slack: SlackEmulator, c: Consultation) -> list[Message]:
-    return [m for m in slack.thread(c.channel, c.ts) if m.bot_id and m.ts != c.ts]
+@dataclass(frozen=True)
+class Sequential:
+    """One run's sequential uploads."""
+
+    first_reply_ms: list[float]
+    visible_s: list[float]
+    api_calls: list[int]
 
 
-def _finished(slack: SlackEmulator, c: Consultation) -> bool:
-    reactions = slack.reactions(c.channel, c.ts)
-    return "white_check_mark" in reactions or "warning" in reactions
+@dataclass(frozen=True)
+class Crowd:
+    """One run's 20 uploads at once."""
+
+    final: int  # boards showing a recommendation
+    boards_final_s: float
+    reactions_final_s: float
+    visible_s: list[float]
+    claude_peak: int
+    slack_429s: dict[str, int]
 
 
-def _entry_done(version_blocks: list[dict[str, Any]] | None, material: MaterialClass) -> bool:
-    """Whether this board version shows the class's finished analysis."""
-    marker = f"*{PROFILES[material].label}* · *"
-    for block in version_blocks or []:
-        text = str(block.get("text", {}).get("text", "")) if isinstance(block.get("text"), dict) else ""
-        if marker in text and "/10*" in text:
-            return True
-    return False
-
-
-@asynccontextmanager
-async def bot_process(slack: SlackEmulator, claude_url: str, workdir: Path) -> AsyncIterator[None]:
-    """`python -m bot` with its environment pointing at the emulators; stopped with SIGTERM."""
-    env = {
-        **{k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "PYTHONPATH"}},
-        "SLACK_BOT_TOKEN": slack.bot_token,
-        "SLACK_APP_TOKEN": slack.app_token,
-        "SLACK_API_URL": slack.api_url,
-        "ANTHROPIC_API_KEY": KEY,
-        "ANTHROPIC_BASE_URL": claude_url,
-        "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-        "HOST": "127.0.0.1",
-        "PORT": "0",
-        "MATREC_LOG_LEVEL": "WARNING",
-    }
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", env=env, cwd=workdir)
-    try:
-        await slack.wait_for_socket_connection(60)
-        yield
-    finally:
-        process.terminate()
-        await process.wait()
-
-
-async def _upload(slack: SlackEmulator, channel: str, image: bytes) -> Consultation:
-    file = slack.add_file(image, "bracket.jpg", "image/jpeg", "jpg", channel=channel)
-    event = slack.upload_message(channel, ALICE, TEXT, [file])
-    sent_at = time.monotonic()
-    await slack.deliver_event(event)
-    return Consultation(channel, str(event["ts"]), sent_at)
-
-
-async def _claude_timeline(http: aiohttp.ClientSession, claude_url: str) -> list[dict[str, Any]]:
-    async with http.get(f"{claude_url}/_emulator/stats") as response:
-        return list((await response.json())["timeline"])
-
-
-async def sequential(slack: SlackEmulator, claude_url: str, http: aiohttp.ClientSession) -> dict[str, Any]:
-    """One upload at a time: first-reply latency, branch-to-visible latency, API calls."""
+async def sequential(slack: SlackEmulator, claude: ClaudeService) -> Sequential:
+    """One upload at a time in #general."""
     image = photo()
     first_reply_ms: list[float] = []
     visible_s: list[float] = []
-    calls: list[int] = []
-    for _ in range(SEQUENTIAL_UPLOADS):
-        async with http.post(f"{claude_url}/_emulator/reset"):
-            pass
+    api_calls: list[int] = []
+    for number in range(SEQUENTIAL_UPLOADS):
+        await claude.reset()
         before = len(slack.calls)
-        c = await _upload(slack, "C0GENERAL", image)
-        await slack.wait_until(lambda c=c: _finished(slack, c), WAIT_S)  # type: ignore[misc]
-        (board,) = _bot_messages(slack, c)
-        first_reply_ms.append((board.versions[0].at - c.sent_at) * 1000)
-        made = [call for call in slack.calls[before:] if call.method not in STARTUP_CALLS]
-        calls.append(len(made))
-        timeline = await _claude_timeline(http, claude_url)
-        for entry in timeline:
-            if entry["kind"] != "branch" or entry["finished_at"] is None:
-                continue
-            material = MaterialClass(entry["material"])
-            shown = next(v.at for v in board.versions if _entry_done(v.blocks, material))
-            visible_s.append(shown - entry["finished_at"])
-    return {
-        "first_reply_ms_median": statistics.median(first_reply_ms),
-        "first_reply_ms_max": max(first_reply_ms),
-        "branch_visible_s_median": statistics.median(visible_s),
-        "branch_visible_s_max": max(visible_s),
-        "api_calls_per_consultation_max": max(calls),
-        "api_calls_per_consultation": calls,
-    }
+        u = await upload(slack, GENERAL, image, f"seq-{number}")
+        await slack.wait_until(lambda u=u: reacted(slack, u), WAIT_S, "a sequential upload")  # type: ignore[misc]
+        (board,) = boards(slack, u)
+        first_reply_ms.append((board.versions[0].at - u.sent_at) * 1000)
+        api_calls.append(sum(1 for c in slack.calls[before:] if c.method not in STARTUP_CALLS))
+        visible_s += visible_after_s(slack, [u], await claude.calls())
+    return Sequential(first_reply_ms, visible_s, api_calls)
 
 
-async def crowd(slack: SlackEmulator, claude_url: str, http: aiohttp.ClientSession) -> dict[str, Any]:
+async def crowd(slack: SlackEmulator, claude: ClaudeService) -> Crowd:
     """20 uploads in 20 channels at once."""
-    async with http.post(f"{claude_url}/_emulator/reset"):
-        pass
+    await claude.reset()
     image = photo()
-    channels = [slack.add_channel(f"design-{i}").id for i in range(PARALLEL_UPLOADS)]
-    limited_before = sum(slack.ratelimited_count.values())
+    channels = [slack.add_channel(f"design-{i}").id for i in range(CROWD_UPLOADS)]
+    limited = dict(slack.ratelimited_count)
     started = time.monotonic()
-    uploads = await asyncio.gather(*(_upload(slack, channel, image) for channel in channels))
-    await slack.wait_until(lambda: all(_finished(slack, c) for c in uploads), WAIT_S)
-    wall_s = time.monotonic() - started
-    boards = [_bot_messages(slack, c) for c in uploads]
-    completed = sum(1 for b in boards if len(b) == 1 and "Best:" in json.dumps(b[0].blocks))
-    async with http.get(f"{claude_url}/_emulator/stats") as response:
-        stats = await response.json()
-    return {
-        "uploads": PARALLEL_UPLOADS,
-        "completed_with_recommendation": completed,
-        "wall_s": wall_s,
-        "claude_peak_concurrency": stats["peak_concurrency"],
-        "claude_requests": stats["requests"],
-        "slack_429s_served": sum(slack.ratelimited_count.values()) - limited_before,
-        "slack_429s_by_method": dict(slack.ratelimited_count),
-    }
+    uploads = await asyncio.gather(*(upload(slack, c, image, f"crowd-{i}") for i, c in enumerate(channels)))
+    await slack.wait_until(lambda: all(reacted(slack, u) for u in uploads), WAIT_S, "the crowd's reactions")
+    reactions_final_s = time.monotonic() - started
+    finals = [final_at(slack, u) for u in uploads]
+    requests = await claude.requests()
+    return Crowd(
+        final=sum(1 for f in finals if f is not None),
+        boards_final_s=max(f or float("inf") for f in finals) - started,
+        reactions_final_s=reactions_final_s,
+        visible_s=visible_after_s(slack, list(uploads), requests.calls),
+        claude_peak=requests.peak_concurrency,
+        slack_429s={m: n - limited.get(m, 0) for m, n in slack.ratelimited_count.items() if n > limited.get(m, 0)},
+    )
 
 
-def _slack_like_limits(slack: SlackEmulator) -> None:
-    """Per-app limits like Slack's (SLACK.md): bursts tolerated, then 429 with Retry-After."""
-    slack.rate_limit("chat.postMessage", per_s=1.0, burst=3, per_channel=True)
-    slack.rate_limit("chat.update", per_s=50 / 60, burst=20)
-    slack.rate_limit("reactions.add", per_s=50 / 60, burst=20)
-    slack.rate_limit("reactions.remove", per_s=50 / 60, burst=20)
-
-
-async def run(latency_s: float) -> dict[str, Any]:
-    """Both scenarios; returns the figures."""
+async def one_run() -> tuple[Sequential, Crowd]:
+    """Fresh emulators and a fresh bot: the sequential uploads, then the crowd."""
     with tempfile.TemporaryDirectory(prefix="matrec-bench-") as workdir:
         async with (
             SlackEmulator() as slack,
-            emulator_process(latency_s) as claude_url,
-            aiohttp.ClientSession() as http,
-            bot_process(slack, claude_url, Path(workdir)),
+            claude_process(latency_s=LATENCY_S, first_token_s=FIRST_TOKEN_S, thinking=False) as claude,
+            running_bot(slack, claude.base_url, Path(workdir)),
         ):
-            _slack_like_limits(slack)
-            return {
-                "sequential": await sequential(slack, claude_url, http),
-                "crowd": await crowd(slack, claude_url, http),
-            }
+            slack_like_limits(slack)
+            return await sequential(slack, claude), await crowd(slack, claude)
 
 
-def report(figures: dict[str, Any]) -> bool:
-    """Print the targets and whether they hold."""
-    seq, crowd_ = figures["sequential"], figures["crowd"]
-    rows = [
-        ("upload to first thread reply, median <= 300 ms", f"{seq['first_reply_ms_median']:.0f} ms "
-         f"(max {seq['first_reply_ms_max']:.0f})", seq["first_reply_ms_median"] <= 300),
-        ("branch finishing to its entry visible <= 1.5 s", f"median {seq['branch_visible_s_median']:.2f} s, "
-         f"max {seq['branch_visible_s_max']:.2f} s", seq["branch_visible_s_max"] <= 1.5),
-        ("Web API calls per consultation <= 12", f"max {seq['api_calls_per_consultation_max']} "
-         f"{seq['api_calls_per_consultation']}", seq["api_calls_per_consultation_max"] <= 12),
-        ("20 uploads in 20 channels: all complete", f"{crowd_['completed_with_recommendation']}/20 in "
-         f"{crowd_['wall_s']:.1f} s", crowd_["completed_with_recommendation"] == PARALLEL_UPLOADS),
-        ("... Claude concurrency bound (8) holds", str(crowd_["claude_peak_concurrency"]),
-         crowd_["claude_peak_concurrency"] <= 8),
-        ("... every 429 handled (boards complete)", f"{crowd_['slack_429s_served']} served "
-         f"{crowd_['slack_429s_by_method']}", crowd_["completed_with_recommendation"] == PARALLEL_UPLOADS),
+def crowd_floors_s() -> tuple[float, float]:
+    """The crowd's floors: boards final (Claude-bound) and reactions final (also reactions.add-bound)."""
+    claude_s = CROWD_UPLOADS * CALLS_PER_UPLOAD * LATENCY_S / CLAUDE_CONCURRENCY
+    reactions_s = (CROWD_UPLOADS * REACTIONS_ADD_PER_UPLOAD - TIER3_BURST) / TIER3_PER_S
+    return claude_s, max(claude_s, reactions_s)
+
+
+def targets(runs: list[tuple[Sequential, Crowd]]) -> list[Target]:
+    """The bot's targets, each per run (median and spread over runs)."""
+    seqs, crowds = [s for s, _ in runs], [c for _, c in runs]
+    first_reply = Figure.of([statistics.median(s.first_reply_ms) for s in seqs])
+    seq_visible_max = Figure.of([max(s.visible_s) for s in seqs])
+    seq_visible_median = Figure.of([statistics.median(s.visible_s) for s in seqs])
+    calls = Figure.of([max(s.api_calls) for s in seqs])
+    crowd_visible_max = Figure.of([max(c.visible_s) for c in crowds])
+    crowd_visible_median = Figure.of([statistics.median(c.visible_s) for c in crowds])
+    final = Figure.of([c.final for c in crowds])
+    boards_floor_s, reactions_floor_s = crowd_floors_s()
+    boards_s = Figure.of([c.boards_final_s for c in crowds])
+    reactions_s = Figure.of([c.reactions_final_s for c in crowds])
+    peak = max(c.claude_peak for c in crowds)
+    return [
+        Target("upload event to the first thread reply, median per run <= 300 ms", first_reply.text(0, "ms"), "0",
+               first_reply.median <= FIRST_REPLY_TARGET_MS),
+        Target("sequential: branch finishing to its entry visible, max per run <= 1.5 s", seq_visible_max.text(2, "s"),
+               "0", seq_visible_max.high <= VISIBLE_TARGET_S),
+        Target("... median per run", seq_visible_median.text(2, "s"), "0", None),
+        Target("Web API calls per consultation (download excluded), max per run <= 12", calls.text(0), "-",
+               calls.high <= API_CALLS_TARGET),
+        Target("20 uploads in 20 channels at once: boards with a recommendation", final.text(0), "20",
+               final.low == CROWD_UPLOADS),
+        Target("... branch finishing to its entry visible, max per run <= 1.5 s", crowd_visible_max.text(2, "s"), "0",
+               crowd_visible_max.high <= VISIBLE_TARGET_S),
+        Target("... median per run", crowd_visible_median.text(2, "s"), "0", None),
+        Target("... every board final (first upload to the last board's recommendation)", boards_s.text(1, "s"),
+               f"{boards_floor_s:g} s (140 x L / 8)", None),
+        Target("... every final reaction", reactions_s.text(1, "s"),
+               f"{reactions_floor_s:g} s ((40 - 20) / (50/60 s))", None),
+        Target("... Claude concurrency peak <= 8 (the bound)", str(peak), "8", peak <= CLAUDE_CONCURRENCY),
+        Target("... Slack 429s served (all handled: every board final)",
+               "; ".join(str(c.slack_429s or "none") for c in crowds), "-", None),
     ]  # fmt: skip
-    print("\n| target | measured | met |\n|---|---|---|")
-    for target, measured, met in rows:
-        print(f"| {target} | {measured} | {'yes' if met else 'NO'} |")
-    return all(met for _, _, met in rows)
 
 
 def main() -> None:
     """Run the benchmark; exits 1 if a target is missed."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--latency-s", type=float, default=1.0)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    figures = asyncio.run(run(args.latency_s))
-    ok = report(figures)
+    args = arguments((__doc__ or "").splitlines()[0])
+    runs = [asyncio.run(one_run()) for _ in range(args.runs)]
+    print(f"\nBot benchmark: L = {LATENCY_S:g} s per Claude call, F = {FIRST_TOKEN_S:g} s, {args.runs} runs")
+    rows = targets(runs)
+    print_targets(rows)
     if args.json:
-        print(json.dumps(figures, indent=1))
-    sys.exit(0 if ok else 1)
+        raw: list[dict[str, Any]] = [{"sequential": vars(s), "crowd": vars(c)} for s, c in runs]
+        print_json(raw)
+    sys.exit(exit_code(rows))
 
 
 if __name__ == "__main__":
