@@ -11,6 +11,8 @@ L = 1.0 s, first byte at F = 0.3 s). Each run starts all three afresh, then:
   consultation made, the file download excluded.
 - crowd: 20 uploads in 20 channels at once. The same branch-to-visible delay, every upload's board
   final (showing a recommendation) and every upload's final reaction, each from the first upload.
+  It starts once the bot's own chat.update budget (50 a minute after a burst of 10, shared by all
+  boards) has had time to fill up after the sequential uploads (12 s), as in a quiet workspace.
 
 Ideals for the crowd, from the constants above (floors: nothing can finish sooner):
 - boards final: 140 Claude calls (20 x 7) x L / 8 (the bot's Claude concurrency bound) = 17.5 s.
@@ -37,6 +39,7 @@ from bench.bot_process import (
     STARTUP_CALLS,
     TIER3_BURST,
     TIER3_PER_S,
+    UpdateBudget,
     boards,
     final_at,
     reacted,
@@ -137,7 +140,9 @@ async def one_run() -> tuple[Sequential, Crowd]:
             running_bot(slack, claude.base_url, Path(workdir)),
         ):
             slack_like_limits(slack)
-            return await sequential(slack, claude), await crowd(slack, claude)
+            alone = await sequential(slack, claude)
+            await asyncio.sleep(UpdateBudget.default().refill_s)  # the crowd starts with a full update budget
+            return alone, await crowd(slack, claude)
 
 
 def crowd_floors_s() -> tuple[float, float]:

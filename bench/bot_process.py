@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from bench.calls import Call, tag_text
 from bench.claude_process import KEY
+from bot.settings import BotSettings
 from emulators.slack import SlackEmulator
 from emulators.slack_workspace import Message
 from matrec.materials import PROFILES, MaterialClass
@@ -52,6 +53,25 @@ class Upload:
     tag: str
     sent_at: float  # time.monotonic()
     envelope_id: str
+
+
+@dataclass(frozen=True)
+class UpdateBudget:
+    """The bot's own app-wide chat.update budget, at its defaults."""
+
+    per_s: float
+    burst: int
+
+    @classmethod
+    def default(cls) -> UpdateBudget:
+        """MATREC_UPDATES_PER_MINUTE and MATREC_UPDATE_BURST as the bot ships them."""
+        fields = BotSettings.model_fields
+        return cls(float(fields["updates_per_minute"].default) / 60, int(fields["update_burst"].default))
+
+    @property
+    def refill_s(self) -> float:
+        """How long an emptied budget takes to fill up again."""
+        return self.burst / self.per_s
 
 
 def slack_like_limits(slack: SlackEmulator) -> None:
