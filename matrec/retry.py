@@ -104,13 +104,15 @@ class Caller:
         deadline: float,
         on_started: Callable[[], None] | None = None,
         on_attempt: Callable[[], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
         trace: Trace | None = None,
     ) -> Reply[T]:
         """The answer, or ModelCallError.
 
         `deadline` is a loop.time() by which to give up (the caller enforces it with a timeout, and
         reports `trace.overrun(...)` when it passes); `on_attempt` runs when an attempt gets its
-        slot; `trace` records the attempts and the usage of every answer that came back.
+        slot, `on_failure` when an attempt fails (before any wait); `trace` records the attempts and
+        the usage of every answer that came back.
         """
         tally = trace if trace is not None else Trace()
         loop = asyncio.get_running_loop()
@@ -137,6 +139,8 @@ class Caller:
                         )
             except ModelCallError as error:
                 tally.last = error
+                if on_failure is not None:
+                    on_failure()
                 if error.usage is not None:
                     tally.billed.append(error.usage)
                 if error.kind is CallFailure.TRUNCATED:

@@ -145,6 +145,8 @@ class Run:
                     deadline=deadline,
                     on_started=gate.open if primer and gate is not None else None,
                     on_attempt=attempt,
+                    # a primer that failed wrote nothing to read: the others go at once
+                    on_failure=gate.open if primer and gate is not None else None,
                     trace=trace,
                 )
         except TimeoutError:

@@ -184,3 +184,14 @@ async def test_a_progress_sink_that_raises_does_not_fail_the_consultation(
         rec = await engine.evaluate(BRACKET, on_progress=broken_renderer)
     assert rec.missing == [] and rec.best == M.METAL
     assert "renderer bug" in caplog.text
+
+
+async def test_a_primer_whose_attempt_failed_releases_the_others_at_once(emulator: ClaudeEmulator) -> None:
+    emulator.fail(Fault.SERVER_ERROR, match="metal", times=1, retry_after_s=1.0)  # metal retries after 1 s
+    async with running_engine(emulator, cache=CacheStrategy.PRIME, prime_wait_s=30) as engine:
+        rec = await engine.evaluate(BRACKET)
+    assert rec.missing == []
+    failed, retried = _requests(emulator, "metal")
+    others = [r for r in emulator.requests if r.kind.kind == "branch" and r.kind.material != "metal"]
+    # they went when the primer's attempt failed, not when its retry began answering
+    assert all(failed.arrived_at < r.arrived_at < retried.arrived_at for r in others)
