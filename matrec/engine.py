@@ -39,6 +39,8 @@ class Engine:
         self.caller = Caller(claude, self.limiter, max_retries=settings.max_retries)
         self.admission = Admission(settings.max_consultations)
         self._decodes = asyncio.Semaphore(settings.max_decodes)
+        self.decoding = 0
+        self.decodes_peak = 0
 
     async def evaluate(
         self, part: Part, options: RunOptions | None = None, on_progress: ProgressSink | None = None
@@ -89,11 +91,16 @@ class Engine:
             return None
         s = self.settings
         async with self._decodes:
-            return await asyncio.to_thread(
-                prepare_image,
-                part.image,
-                max_edge_px=s.max_image_edge_px,
-                max_bytes=s.max_image_bytes,
-                max_pixels=s.max_image_pixels,
-                max_payload_bytes=s.max_image_payload_bytes,
-            )
+            self.decoding += 1
+            self.decodes_peak = max(self.decodes_peak, self.decoding)
+            try:
+                return await asyncio.to_thread(
+                    prepare_image,
+                    part.image,
+                    max_edge_px=s.max_image_edge_px,
+                    max_bytes=s.max_image_bytes,
+                    max_pixels=s.max_image_pixels,
+                    max_payload_bytes=s.max_image_payload_bytes,
+                )
+            finally:
+                self.decoding -= 1

@@ -195,3 +195,11 @@ async def test_a_primer_whose_attempt_failed_releases_the_others_at_once(emulato
     others = [r for r in emulator.requests if r.kind.kind == "branch" and r.kind.material != "metal"]
     # they went when the primer's attempt failed, not when its retry began answering
     assert all(failed.arrived_at < r.arrived_at < retried.arrived_at for r in others)
+
+
+async def test_image_decodes_are_bounded_however_many_consultations_run(emulator: ClaudeEmulator) -> None:
+    parts = [Part(image=jpeg_bytes(3000, 2000, color=(i * 30, 90, 90)), label=f"photo{i}") for i in range(6)]
+    async with running_engine(emulator, max_consultations=6, max_decodes=2) as engine:
+        results = await engine.evaluate_many(parts)
+    assert all(isinstance(r, Recommendation) for r in results)
+    assert engine.admission.peak == 6 and engine.decodes_peak == 2
