@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -40,6 +40,7 @@ from bot.blocks import Rendered
 from bot.budget import UpdateBudget
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FINAL_RETRY_WINDOW_S = 300.0  # how long close() keeps trying to land the final state
 FINAL_FIRST_BACKOFF_S = 1.0
@@ -255,6 +256,17 @@ async def post_reply(client: AsyncWebClient, *, channel: str, thread_ts: str, re
         unfurl_media=False,
     )
     return str(response["ts"])
+
+
+async def best_effort(write: Awaitable[T], what: str, *, level: int = logging.WARNING) -> T | None:
+    """Await one Slack call whose failure must not stop a consultation: logged (never the token), None."""
+    try:
+        return await write
+    except SlackApiError as error:
+        log.log(level, "%s: %s", what, _slack_failure(error).reason)
+    except (aiohttp.ClientError, TimeoutError) as error:  # below HTTP: dropped, reset, timed out
+        log.log(level, "%s: %s", what, _describe(error))
+    return None
 
 
 async def _attempt(write: Awaitable[None]) -> _Failure | None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from bot.consultation.job import TEXT_ONLY_LABEL, Job, JobRunner
@@ -98,9 +96,15 @@ class Consultant:
         files = [await self._resolve(f) for f in upload.files]  # before the claim: no I/O between it and add
         images = [f for f in files if isinstance(f, SlackFile) and f.looks_like_image]
         skipped = [f for f in files if not (isinstance(f, SlackFile) and f.looks_like_image)]
-        asks = bool(images) or not (upload.files or not upload.text)
         kept = images[: self.settings.max_images_per_message]
-        records = [self._record(upload, f) for f in kept] if images else ([self._record(upload, None)] if asks else [])
+        files_to_analyse: list[SlackFile | None]
+        if images:
+            files_to_analyse = list(kept)
+        elif not upload.files and upload.text:
+            files_to_analyse = [None]  # a description alone: a text-only consultation
+        else:
+            files_to_analyse = []  # nothing to analyse: at most a notice
+        records = [self._record(upload, file) for file in files_to_analyse]
         claimed = await self.store.claim_and_add(
             event_id=upload.event_id, channel=upload.channel, ts=upload.ts, consultations=records
         )
@@ -112,26 +116,28 @@ class Consultant:
             if upload.mentioned:
                 await thread.notice(_skipped_text(skipped) if skipped else HELP)
             return
-        files_by_record: list[SlackFile | None] = list(kept) if images else [None]
         jobs = [
             Job(record, file, self.runner.engine.admission.ticket(), thread)
-            for record, file in zip(records, files_by_record, strict=True)
+            for record, file in zip(records, files_to_analyse, strict=True)
         ]
-        await thread.react(add=EYES)
-        for job in jobs:
-            await self.runner.post_board(job)
-        await thread.status(THREAD_STATUS)
-        if skipped and upload.mentioned:
-            await thread.notice(_skipped_text(skipped))
-        if dropped := len(images) - len(kept):
-            await thread.notice(f"I analysed the first {len(kept)} images; {dropped} more were left out.")
-        ends = await asyncio.gather(*(self.runner.run(job) for job in jobs))
+        try:
+            await thread.react(add=EYES)
+            for job in jobs:
+                await self.runner.post_board(job)
+            await thread.status(THREAD_STATUS)
+            if skipped and upload.mentioned:
+                await thread.notice(_skipped_text(skipped))
+            if dropped := len(images) - len(kept):
+                await thread.notice(f"I analysed the first {len(kept)} images; {dropped} more were left out.")
+            ends = await asyncio.gather(*(self.runner.run(job) for job in jobs))
+        finally:
+            for job in jobs:  # after run() a no-op; before it, frees the place and ends the writer
+                await self.runner.abandon(job)
         await thread.finished(ok=all(end is ConsultationStatus.DONE for end in ends))
 
     def _record(self, upload: Upload, file: SlackFile | None) -> Consultation:
-        now = datetime.now(UTC)
+        """A new record, owned by this instance (the store stamps its first heartbeat)."""
         return Consultation(
-            id=uuid.uuid4().hex,
             channel=upload.channel,
             thread_ts=upload.thread_ts,
             message_ts=upload.ts,
@@ -141,9 +147,6 @@ class Consultant:
             context=upload.text,
             status=ConsultationStatus.RECEIVED,
             owner=self.owner,
-            heartbeat_at=now,
-            created_at=now,
-            updated_at=now,
         )
 
     async def _resolve(self, file: SlackFile) -> SlackFile | FileRejected:

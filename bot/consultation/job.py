@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
@@ -19,13 +18,13 @@ from bot.consultation.thread import Thread
 from bot.files import FileFetcher, FileRejected, SlackFile
 from bot.settings import BotSettings
 from bot.store import Consultation, ConsultationStatus, Store
-from bot.writer import MessageWriter, post_reply
+from bot.writer import MessageWriter, best_effort, post_reply
 from matrec.admission import Ticket
 from matrec.choices import Mode
 from matrec.engine import Engine, Part
 from matrec.errors import BadInputError, MatrecError
 from matrec.progress import ProgressEvent, RunSnapshot
-from matrec.results import BranchResult
+from matrec.results import BranchResult, Recommendation
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +86,17 @@ class JobRunner:
         return blocks.board(snapshot, part=job.part, context=job.record.context, mode=self.mode, note=job.note())
 
     async def post_board(self, job: Job) -> None:
-        """A new board in the thread (placeholder or queued); its ts is stored at once."""
+        """A new board in the thread (placeholder or queued); without one, the job has nowhere to show."""
         shown = self.render(job)
-        try:
-            ts = await post_reply(
-                self.client, channel=job.thread.channel, thread_ts=job.thread.thread_ts, rendered=shown
-            )
-        except SlackApiError as error:
-            log.warning("could not post the board in %s: %s", job.thread.channel, error.response.get("error"))
+        posted = post_reply(self.client, channel=job.thread.channel, thread_ts=job.thread.thread_ts, rendered=shown)
+        ts = await best_effort(posted, f"could not post the board in {job.thread.channel}")
+        if ts is None:
             return
         self._attach(job, ts, shown)
-        job.record = await self.store.update(job.record.id, board_ts=ts)
+        try:
+            job.record = await self.store.update(job.record.id, board_ts=ts)
+        except Exception:  # the board works without it; only a resume would post a new one
+            log.exception("could not record the board of consultation %s", job.record.id)
 
     def attach_board(self, job: Job, ts: str) -> None:
         """Write to an existing board (a resumed consultation), showing where it stands now."""
@@ -123,20 +122,32 @@ class JobRunner:
         """Wait for the job's turn, analyse, land the final board; returns how it ended."""
         try:
             if job.writer is None:
-                job.ticket.leave()
+                self.release(job)
                 job.record = await self.store.update(job.record.id, status=ConsultationStatus.FAILED, error="no board")
                 return job.record.status
             return await self._run(job, job.writer)
         except Exception:  # isolation boundary: one job's bug or database error never reaches the others
             log.exception("consultation %s failed unexpectedly", job.record.id)
+            self.release(job)
             return await self._finish_error(job, UNEXPECTED_MESSAGE, ConsultationStatus.FAILED)
         finally:
-            job.ticket.leave()
-            self.queued.discard(job)
+            self.release(job)
             if job.writer is not None:
                 await job.writer.cancel()  # no-op after close(): the writer ends with its board
 
+    def release(self, job: Job) -> None:
+        """Give up the job's place in the queue (idempotent): for jobs that end, or never start."""
+        job.ticket.leave()
+        self.queued.discard(job)
+
+    async def abandon(self, job: Job) -> None:
+        """A job that will never run (its intake failed): free its place and end its writer."""
+        self.release(job)
+        if job.writer is not None:
+            await job.writer.cancel()
+
     async def _run(self, job: Job, writer: MessageWriter) -> ConsultationStatus:
+        outcome: Recommendation | MatrecError
         async with job.ticket:
             self.queued.discard(job)
             job.record = await self.store.update(job.record.id, status=ConsultationStatus.RUNNING)
@@ -148,31 +159,36 @@ class JobRunner:
 
             try:
                 image = await self.fetcher.fetch(job.file) if job.file else None
-                rec = await self.engine.evaluate(
+                outcome = await self.engine.evaluate(
                     Part(image=image, context=job.record.context, label=job.part), on_progress=on_progress
                 )
-            except (FileRejected, BadInputError) as error:
-                return await self._finish_error(job, str(error), ConsultationStatus.REJECTED)
+            except FileRejected as error:
+                outcome = BadInputError(str(error))
             except MatrecError as error:
-                if job.snapshot is None:
-                    return await self._finish_error(job, str(error), ConsultationStatus.FAILED)
-                await writer.close(self.render(job, job.snapshot))
-                job.record = await self.store.update(
-                    job.record.id,
-                    status=ConsultationStatus.FAILED,
-                    error=str(error),
-                    branches=_branches(job),
-                    board_ts=writer.ts,  # a board deleted meanwhile was re-posted
-                )
-                return job.record.status
+                outcome = error
+        # The place is free again: landing the board (which may be retried for minutes) holds nobody up.
+        if isinstance(outcome, BadInputError):
+            return await self._finish_error(job, str(outcome), ConsultationStatus.REJECTED)
+        if isinstance(outcome, MatrecError):
+            if job.snapshot is None:
+                return await self._finish_error(job, str(outcome), ConsultationStatus.FAILED)
+            await writer.close(self.render(job, job.snapshot))
+            job.record = await self.store.update(
+                job.record.id,
+                status=ConsultationStatus.FAILED,
+                error=str(outcome),
+                branches=_branches(job),
+                board_ts=writer.ts,  # a board deleted meanwhile was re-posted
+            )
+            return job.record.status
         await writer.close(self.render(job, job.snapshot))
         job.record = await self.store.update(
             job.record.id,
             status=ConsultationStatus.DONE,
-            recommendation=rec,
-            branches=rec.branches,
-            usage_cost_usd=rec.usage.cost_usd,
-            image_sha256=rec.image.sha256 if rec.image else None,
+            recommendation=outcome,
+            branches=outcome.branches,
+            usage_cost_usd=outcome.usage.cost_usd,
+            image_sha256=outcome.image.sha256 if outcome.image else None,
             error=None,
             board_ts=writer.ts,  # a board deleted meanwhile was re-posted
         )

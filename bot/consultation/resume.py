@@ -82,15 +82,18 @@ class Resumer:
         thread = Thread(self.runner.client, record.channel, record.thread_ts, record.message_ts)
         file = _stored_file(record)
         job = Job(record, file, self.runner.engine.admission.ticket(), thread, resumed=True)
-        if record.resumes > MAX_RESUMES:
-            job.ticket.leave()
-            await self._give_up(job)
-        else:
-            if record.board_ts:
-                self.runner.attach_board(job, record.board_ts)
+        try:
+            if record.resumes > MAX_RESUMES:
+                self.runner.release(job)
+                await self._give_up(job)
             else:
-                await self.runner.post_board(job)
-            await self.runner.run(job)
+                if record.board_ts:
+                    self.runner.attach_board(job, record.board_ts)
+                else:
+                    await self.runner.post_board(job)
+                await self.runner.run(job)
+        finally:
+            await self.runner.abandon(job)  # after run() a no-op; before it, frees the place and the writer
         await self._settle(thread)
 
     async def _give_up(self, job: Job) -> None:
