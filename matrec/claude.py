@@ -30,6 +30,7 @@ from matrec.images import PreparedImage
 from matrec.models import Effort, model_info
 from matrec.results import TokenUsage
 from matrec.settings import EngineSettings
+from matrec.urls import redact_url
 
 T = TypeVar("T", bound=pydantic.BaseModel)
 
@@ -47,8 +48,6 @@ class Reply(Generic[T]):
 
     value: T
     usage: TokenUsage
-    elapsed_s: float
-    first_token_s: float
 
 
 def _usage(message: Any) -> TokenUsage:
@@ -95,11 +94,14 @@ def _status_failure(error: anthropic.APIStatusError, model: str) -> ModelCallErr
     error_type, message = _api_message(error)
     said = f"{status} {error_type}: {message}" if error_type else f"{status}: {message}"
     wait_s = retry_after_s(error.response.headers) if error.response is not None else None
-    if status < 400 and error_type not in ("overloaded_error", "rate_limit_error"):
-        # an `error` event after the stream started: the answer broke off
-        return ModelCallError(CallFailure.DROPPED, f"Claude's answer broke off with an error ({error_type}: {message})")
     if status == _OVERLOADED_STATUS or error_type == "overloaded_error":
         return ModelCallError(CallFailure.OVERLOADED, f"Claude is overloaded right now ({said})", retry_after_s=wait_s)
+    if status < 400 and error_type == "rate_limit_error":
+        # an `error` event mid-stream carries no retry-after: back off like an overload
+        return ModelCallError(CallFailure.RATE_LIMITED, f"Claude's rate limit was hit mid-answer ({message})")
+    if status < 400:
+        # any other `error` event after the stream started: the answer broke off
+        return ModelCallError(CallFailure.DROPPED, f"Claude's answer broke off with an error ({error_type}: {message})")
     if status == _TOO_MANY_REQUESTS_STATUS:
         if wait_s is None:
             reason = f"the Anthropic account's spend limit is reached ({said}); not retried"
@@ -148,8 +150,8 @@ class Claude:
 
     @property
     def base_url(self) -> str:
-        """Where the Messages API is reached, for messages that name it."""
-        return str(self._client.base_url).rstrip("/")
+        """Where the Messages API is reached, for messages that name it (any password masked)."""
+        return redact_url(str(self._client.base_url).rstrip("/"))
 
     async def aclose(self) -> None:
         """Release the HTTP connections."""
@@ -173,8 +175,6 @@ class Claude:
         output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": _schema(output)}}
         if effort is not None and self.takes_effort:
             output_config["effort"] = effort
-        started = time.perf_counter()
-        first_token_s = 0.0
         try:
             async with self._client.messages.stream(
                 model=self.model,
@@ -184,10 +184,8 @@ class Claude:
                 output_config=output_config,  # type: ignore[arg-type]  # a TypedDict built as a dict
             ) as stream:
                 async for event in stream:
-                    if event.type == "message_start":
-                        first_token_s = time.perf_counter() - started
-                        if on_started is not None:
-                            on_started()
+                    if event.type == "message_start" and on_started is not None:
+                        on_started()
                 message = await stream.get_final_message()
         except anthropic.APITimeoutError:
             raise ModelCallError(
@@ -206,9 +204,8 @@ class Claude:
             raise ModelCallError(CallFailure.DROPPED, "the connection to Claude dropped mid-answer") from None
         except json.JSONDecodeError:
             raise ModelCallError(CallFailure.DROPPED, "Claude's answer stream sent a chunk that is not JSON") from None
-        elapsed_s = time.perf_counter() - started
         usage = _usage(message)
-        return Reply(_validate(message, output, max_tokens, usage), usage, elapsed_s, first_token_s)
+        return Reply(_validate(message, output, max_tokens, usage), usage)
 
     def _timeout_text(self) -> str:
         return f"{self.request_timeout_s:g} s" if self.request_timeout_s is not None else "configured"

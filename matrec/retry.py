@@ -176,7 +176,11 @@ class Caller:
         budget = min(ask.max_tokens * TRUNCATION_BUDGET_FACTOR, cap)
         if budget > ask.max_tokens:
             return replace(ask, max_tokens=budget)
-        return replace(ask, effort=lower_effort(ask.effort))
+        effort = lower_effort(ask.effort)
+        if not self.claude.takes_effort or effort == ask.effort:
+            # the same request again would be cut off again, and billed again
+            raise ModelCallError(CallFailure.TRUNCATED, f"{error.reason}, at the model's output cap")
+        return replace(ask, effort=effort)
 
     def _delay(self, error: ModelCallError, tally: Trace) -> float:
         """How long to wait before the next attempt; raises `error` when it is not to be retried."""

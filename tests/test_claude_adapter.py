@@ -122,3 +122,11 @@ async def test_a_chunk_that_is_not_json_is_a_dropped_answer(emulator: ClaudeEmul
     emulator.fail(Fault.MALFORMED_CHUNK)
     failure = await _failure(_adapter(emulator.base_url))
     assert failure.kind is CallFailure.DROPPED and "not JSON" in failure.reason
+
+
+async def test_a_password_in_the_base_url_never_reaches_the_failure_reason() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    failure = await _failure(_adapter(f"http://proxy-user:s3cret@127.0.0.1:{port}"))
+    assert "s3cret" not in failure.reason and "proxy-user:***@127.0.0.1" in failure.reason

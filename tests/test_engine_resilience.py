@@ -203,3 +203,23 @@ async def test_image_decodes_are_bounded_however_many_consultations_run(emulator
         results = await engine.evaluate_many(parts)
     assert all(isinstance(r, Recommendation) for r in results)
     assert engine.admission.peak == 6 and engine.decodes_peak == 2
+
+
+async def test_at_the_output_cap_a_cut_off_answer_is_retried_at_a_lower_effort(emulator: ClaudeEmulator) -> None:
+    emulator.fail(Fault.TRUNCATED, match="metal", times=1)
+    async with running_engine(emulator, branch_max_tokens=128_000, branch_effort="medium") as engine:
+        rec = await engine.evaluate(BRACKET)
+    first, second = _requests(emulator, "metal")
+    assert first.body["max_tokens"] == second.body["max_tokens"] == 128_000
+    assert [first.body["output_config"]["effort"], second.body["output_config"]["effort"]] == ["medium", "low"]
+    assert rec.branches[0].ok
+
+
+async def test_at_the_output_cap_a_model_without_effort_is_not_sent_the_same_request_again(
+    emulator: ClaudeEmulator,
+) -> None:
+    emulator.fail(Fault.TRUNCATED, match="metal", times=1)
+    async with running_engine(emulator, model="claude-haiku-4-5", branch_max_tokens=64_000) as engine:
+        rec = await engine.evaluate(BRACKET)
+    assert len(_requests(emulator, "metal")) == 1
+    assert "at the model's output cap" in _branch(rec, M.METAL)

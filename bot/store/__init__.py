@@ -8,7 +8,7 @@
 Modules, one concept each:
 
     model.py        Consultation, ConsultationStatus, what update() may change
-    urls.py         the DATABASE_URL forms, redact_url
+    urls.py         the DATABASE_URL forms (redact_url is matrec.urls)
     engine.py       the engine per database; write transactions (SQLite: BEGIN IMMEDIATE)
     columns.py      time and JSON column types that behave the same on both databases
     tables.py       the tables as the queries see them
@@ -46,7 +46,8 @@ from bot.store.model import (
     utc_now,
 )
 from bot.store.store import RECENT_LIMIT, TAKE_OVER_LIMIT, Store
-from bot.store.urls import ACCEPTED_URL_FORMS, redact_url
+from bot.store.urls import ACCEPTED_URL_FORMS
+from matrec.urls import redact_url
 
 __all__ = [
     "ACCEPTED_URL_FORMS",

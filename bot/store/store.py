@@ -16,7 +16,8 @@ from bot.store.engine import Connections, connect
 from bot.store.migrate import migrate
 from bot.store.model import ACTIVE_STATUSES, COLUMNS, Clock, Consultation, apply_changes, utc_now
 from bot.store.tables import CONSULTATION_COLUMNS, consultations
-from bot.store.urls import parse_database_url, redact_url
+from bot.store.urls import parse_database_url
+from matrec.urls import redact_url
 
 logger = logging.getLogger(__name__)
 

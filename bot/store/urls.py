@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.store.errors import DatabaseUrlError
+from matrec.urls import redact_url
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -44,15 +45,3 @@ def parse_database_url(url: str) -> Database:
     if url.startswith(POSTGRES_PREFIXES):
         return PostgresDatabase(url)
     raise DatabaseUrlError(f"DATABASE_URL {redact_url(url)!r} is not supported; use {ACCEPTED_URL_FORMS}")
-
-
-def redact_url(url: str) -> str:
-    """`url` with any password replaced by `***`, safe to log."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    at = rest.rfind("@")
-    colon = rest.find(":")
-    if at == -1 or colon == -1 or colon > at:
-        return url
-    return f"{scheme}://{rest[:colon]}:***{rest[at:]}"
