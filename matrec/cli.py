@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,7 +39,7 @@ from matrec.errors import BadInputError, ConfigError, ImageError, ImageKind, Mat
 if TYPE_CHECKING:
     import asyncio
 
-    from matrec.engine import Engine, Part, RunOptions
+    from matrec.engine import Engine, Part, PartLoader, RunOptions
     from matrec.materials import Dimension
     from matrec.progress import ProgressEvent
     from matrec.results import Recommendation
@@ -50,8 +51,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 _SNIFF_BYTES = 64
-# The values of matrec.settings' Strategy, Mode and CacheStrategy (a test holds them equal), written
-# out because importing that module loads pydantic, which `--help` should not wait for.
+# matrec.choices imports no pydantic, so offering these keeps `--help` quick.
 STRATEGY_CHOICES = tuple(s.value for s in Strategy)
 MODE_CHOICES = tuple(m.value for m in Mode)
 CACHE_CHOICES = tuple(c.value for c in CacheStrategy)
@@ -161,20 +161,22 @@ def _options(args: argparse.Namespace, settings: EngineSettings) -> RunOptions:
         raise BadInputError(f"{option}: {first['msg']}") from None
 
 
-def _parts(args: argparse.Namespace, settings: EngineSettings) -> tuple[list[str], list[Part | BadInputError]]:
-    """Labels and parts in input order; a file that cannot be read is its error."""
+def _parts(args: argparse.Namespace, settings: EngineSettings) -> tuple[list[str], list[Part | PartLoader]]:
+    """Labels and parts in input order; a file is read only when its consultation's turn comes."""
     from matrec.engine import Part
 
     if args.command == "ask":
         return ["question"], [Part(context=args.text, label="question")]
     files = _expand(args.images)
-    parts = [_read(f, settings.max_image_bytes, args.context) for f in files]
-    return [f.name for f in files], parts
+    loaders: list[Part | PartLoader] = [
+        functools.partial(_read, f, settings.max_image_bytes, args.context) for f in files
+    ]
+    return [f.name for f in files], loaders
 
 
 def _expand(paths: Sequence[Path]) -> list[Path]:
     """Files as given; folders become the image files inside them, in name order."""
-    from matrec.images import sniff_format
+    from matrec.images import ACCEPTED_FORMATS_TEXT, sniff_format
 
     files: list[Path] = []
     for path in paths:
@@ -189,35 +191,34 @@ def _expand(paths: Sequence[Path]) -> list[Path]:
                 else:
                     _warn(f"skipping {child}: not an image")
         if not found:
-            raise BadInputError(f"{path} contains no images (JPEG, PNG, GIF, WebP or HEIC).")
+            raise BadInputError(f"{path} contains no images ({ACCEPTED_FORMATS_TEXT}).")
         files.extend(found)
     return files
 
 
-def _read(path: Path, max_bytes: int, context: str) -> Part | BadInputError:
+def _read(path: Path, max_bytes: int, context: str) -> Part:
+    """The part a file holds (called when its turn comes); raises BadInputError."""
     from matrec.engine import Part
 
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            return ImageError(
+            raise ImageError(
                 ImageKind.TOO_LARGE,
                 f"{path.name} is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.",
             )
         return Part(image=path.read_bytes(), label=path.name, context=context)
     except OSError as error:
-        return BadInputError(f"cannot read {path}: {error.strerror or error}")
+        raise BadInputError(f"cannot read {path}: {error.strerror or error}") from None
 
 
 async def _consult(
-    engine: Engine, parts: list[Part | BadInputError], labels: list[str], options: RunOptions, output: _Output
+    engine: Engine, parts: list[Part | PartLoader], labels: list[str], options: RunOptions, output: _Output
 ) -> int:
-    runnable = [p for p in parts if not isinstance(p, BadInputError)]
     with output.running():
-        outcomes = iter(await engine.evaluate_many(runnable, options, output.progress))
+        outcomes = await engine.evaluate_many(parts, options, output.progress)
     code = EXIT_OK
-    for label, part in zip(labels, parts, strict=True):
-        outcome = part if isinstance(part, BadInputError) else next(outcomes)
+    for label, outcome in zip(labels, outcomes, strict=True):
         output.result(label, outcome)
         if isinstance(outcome, BadInputError):
             code = EXIT_BAD_INPUT

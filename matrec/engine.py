@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from matrec.admission import Admission
 from matrec.claude import Claude
@@ -19,7 +19,9 @@ from matrec.retry import Caller
 from matrec.run import Run
 from matrec.settings import EngineSettings
 
-__all__ = ["MAX_CONTEXT_CHARS", "Engine", "Part", "RunOptions"]
+__all__ = ["MAX_CONTEXT_CHARS", "Engine", "Part", "PartLoader", "RunOptions"]
+
+PartLoader = Callable[[], Part]  # called when the part's turn comes; may raise BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +63,25 @@ class Engine:
 
     async def evaluate_many(
         self,
-        parts: Sequence[Part],
+        parts: Sequence[Part | PartLoader],
         options: RunOptions | None = None,
         on_progress: ProgressSink | None = None,
     ) -> list[Recommendation | MatrecError]:
-        """Analyse several parts under the shared bounds; results in input order, one failure never stops the rest."""
+        """Analyse several parts under the shared bounds; results in input order, one failure never stops the rest.
 
-        async def one(part: Part) -> Recommendation | MatrecError:
+        A `PartLoader` (e.g. reading a file) is called only when its consultation's turn comes, in a
+        thread, so waiting consultations hold no image; it may raise BadInputError.
+        """
+
+        async def one(item: Part | PartLoader) -> Recommendation | MatrecError:
             try:
                 async with self.admission.ticket():
+                    part = item if isinstance(item, Part) else await asyncio.to_thread(item)
                     return await self.evaluate(part, options, on_progress)
             except MatrecError as error:
                 return error
             except Exception as error:  # isolation boundary: this part fails, the others go on; logged
-                log.exception("the consultation of %s failed unexpectedly", part.label)
+                log.exception("a consultation of the batch failed unexpectedly")
                 return MatrecError(unexpected(error))
 
         return list(await asyncio.gather(*(one(p) for p in parts)))

@@ -223,3 +223,16 @@ async def test_at_the_output_cap_a_model_without_effort_is_not_sent_the_same_req
         rec = await engine.evaluate(BRACKET)
     assert len(_requests(emulator, "metal")) == 1
     assert "at the model's output cap" in _branch(rec, M.METAL)
+
+
+async def test_a_part_loader_runs_only_when_its_consultation_starts(emulator: ClaudeEmulator) -> None:
+    loaded_after_requests: list[int] = []
+
+    def loader(label: str) -> Part:
+        loaded_after_requests.append(len(emulator.requests))  # how much Claude work came before
+        return BRACKET.model_copy(update={"label": label})
+
+    async with running_engine(emulator, max_consultations=1) as engine:
+        results = await engine.evaluate_many([lambda: loader("first"), lambda: loader("second")])
+    assert [r.part for r in results if isinstance(r, Recommendation)] == ["first", "second"]
+    assert loaded_after_requests == [0, 7]  # the second photo was read once the first consultation ended
