@@ -8,8 +8,9 @@
 #     (with -e PORT=8080, publish -p 8080:8080; the health check follows PORT)
 #
 # --stop-timeout 75: on SIGTERM the bot stops taking new uploads and waits up to 60 s
-# (SHUTDOWN_GRACE_S in bot/service.py) for running consultations to finish and post their
-# results. Docker's default of 10 s would SIGKILL them half-way. In Compose use
+# (MATREC_SHUTDOWN_GRACE_S; the default is SHUTDOWN_GRACE_S in bot/settings.py) for running
+# consultations to finish and post their results, then hands the rest to the next start. Docker's
+# default of 10 s would SIGKILL them half-way. Raise the timeout with the grace. In Compose use
 # `stop_grace_period: 75s`; in Kubernetes `terminationGracePeriodSeconds: 75`.
 #
 # /healthz answers on PORT in both modes (503 while Socket Mode is disconnected).

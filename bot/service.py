@@ -27,6 +27,7 @@ from bot.files import FileFetcher
 from bot.server import web_app
 from bot.settings import BotSettings
 from bot.store import Store
+from bot.store.urls import SqliteDatabase, parse_database_url
 from matrec.claude import Claude
 from matrec.engine import Engine
 from matrec.errors import ConfigError
@@ -129,8 +130,10 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             heartbeat_interval_s=settings.heartbeat_interval_s,
             stale_after_s=settings.stale_after_s,
         )
-        # One SQLite process owns everything in its file: what is active was left by a dead process.
-        first_stale_after_s = 0.0 if settings.database_url.startswith("sqlite") else settings.stale_after_s
+        # One SQLite process owns everything in its file (several instances need PostgreSQL): what is
+        # active at start-up was left by a dead process, so it is taken over at once.
+        single = isinstance(parse_database_url(settings.database_url), SqliteDatabase)
+        first_stale_after_s = 0.0 if single else settings.stale_after_s
         heart = asyncio.create_task(resumer.run(first_stale_after_s=first_stale_after_s), name="heartbeat")
         stack.push_async_callback(  # runs before the clients close
             _shut_down, consultant, resumer, heart, store, owner, settings.shutdown_grace_s

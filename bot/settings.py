@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, how long running consultations may finish before they are cancelled
+QUEUE_REFRESH_S = 10.0  # queued boards' "n ahead" is re-rendered at most this often, in one batch
 
 
 class Trigger(StrEnum):
@@ -47,7 +48,7 @@ class BotSettings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias=_alias("MATREC_LOG_LEVEL"))
     heartbeat_interval_s: float = Field(default=10.0, gt=0, validation_alias=_alias("MATREC_HEARTBEAT_INTERVAL_S"))
     stale_after_s: float = Field(default=30.0, gt=0, validation_alias=_alias("MATREC_STALE_AFTER_S"))
-    queue_refresh_s: float = Field(default=10.0, gt=0, validation_alias=_alias("MATREC_QUEUE_REFRESH_S"))
+    queue_refresh_s: float = Field(default=QUEUE_REFRESH_S, gt=0, validation_alias=_alias("MATREC_QUEUE_REFRESH_S"))
     shutdown_grace_s: float = Field(default=SHUTDOWN_GRACE_S, ge=0, validation_alias=_alias("MATREC_SHUTDOWN_GRACE_S"))
 
     @field_validator("mention_only_channels", mode="before")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class Clock:
+class CallTiming:
     """One call's timing: ready, first attempt, end; and its wait for the cache primer."""
 
     ready: float = field(default_factory=time.perf_counter)

@@ -27,7 +27,6 @@ EFFORT_LEVELS: Final[tuple[Effort, ...]] = ("low", "medium", "high", "xhigh", "m
 # Anthropic's standard multipliers of the input price, used when an override gives input but no cache price.
 CACHE_WRITE_MULTIPLIER: Final = 1.25
 CACHE_READ_MULTIPLIER: Final = 0.1
-DEFAULT_MAX_OUTPUT_TOKENS: Final = 64_000
 
 
 class Prices(BaseModel):

@@ -148,9 +148,9 @@ class Caller:
                     continue
                 delay_s = self._delay(error, tally)
                 left_s = deadline - loop.time()
-                limited = error.kind is CallFailure.RATE_LIMITED and error.retry_after_s is not None
-                if limited and error.retry_after_s is not None and error.retry_after_s > left_s:
-                    raise _rate_limit_wait(error.retry_after_s, left_s) from None
+                wait_s = error.retry_after_s if error.kind is CallFailure.RATE_LIMITED else None
+                if wait_s is not None and wait_s > left_s:
+                    raise _rate_limit_wait(wait_s, left_s) from None
                 if delay_s >= left_s:
                     raise _gave_up(error, tally) from None
                 await asyncio.sleep(delay_s)

@@ -19,7 +19,7 @@ import pydantic
 
 from matrec import aggregate, prompting
 from matrec.aggregate import InvalidVerdictError, Verdict
-from matrec.calltime import Clock
+from matrec.calltime import CallTiming
 from matrec.choices import CacheStrategy, Mode, Strategy
 from matrec.claude import Reply
 from matrec.errors import CallFailure, ModelCallError, QuorumError, unexpected
@@ -111,7 +111,7 @@ class Run:
         request: Ask[T],
         *,
         priority: Priority,
-        clock: Clock,
+        clock: CallTiming,
         trace: Trace,
         gate: PrimeGate | None = None,
         primer: bool = False,
@@ -166,7 +166,7 @@ class Run:
     async def _branch(
         self, index: int, material: MaterialClass, condition: str | None, gate: PrimeGate | None
     ) -> BranchResult:
-        clock = Clock()
+        clock = CallTiming()
         trace = Trace()
         primer = gate is not None and index == 0
         request = Ask(
@@ -208,7 +208,7 @@ class Run:
         self,
         material: MaterialClass,
         condition: str | None,
-        clock: Clock,
+        clock: CallTiming,
         billed: list[TokenUsage],
         analysis: BranchAnalysis | None,
         failure: tuple[CallFailure, str] | None,
@@ -257,7 +257,7 @@ class Run:
         return verdict
 
     async def _aggregate_with_claude(self, branches: list[BranchResult]) -> Verdict:
-        clock = Clock()
+        clock = CallTiming()
         trace = Trace()
         request = Ask(
             system=prompting.aggregator_system(),

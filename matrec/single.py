@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from matrec import aggregate, prompting
 from matrec.aggregate import Verdict
-from matrec.calltime import Clock
+from matrec.calltime import CallTiming
 from matrec.choices import CacheStrategy, Strategy
 from matrec.errors import CallFailure, ModelCallError, QuorumError, unexpected
 from matrec.limiter import Priority
@@ -55,7 +55,7 @@ async def run_single(run: Run) -> tuple[list[BranchResult], Verdict]:
 
 
 async def _sample(run: Run, index: int, gate: PrimeGate | None) -> SingleVerdict | ModelCallError:
-    clock = Clock()
+    clock = CallTiming()
     trace = Trace()
     primer = gate is not None and index == 0
     request = Ask(

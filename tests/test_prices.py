@@ -47,7 +47,7 @@ async def test_the_estimate_uses_the_list_prices_of_the_configured_model(emulato
     assert rec.usage.cost_usd == pytest.approx(_listed(rec.usage.total, LIST_PRICES[model]), rel=1e-6)
 
 
-async def test_a_model_with_no_known_price_has_no_estimate_rather_than_a_wrong_one() -> None:
+def test_a_model_with_no_known_price_has_no_estimate_rather_than_a_wrong_one() -> None:
     settings = EngineSettings(model="claude-sonnet-7")
     assert settings.price_table is None
 

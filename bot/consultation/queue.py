@@ -2,7 +2,7 @@
 
 One consultation starting moves every waiting one up, so updating each board on each start would
 spend Slack's app-wide update budget on the least useful change there is. Instead, a change of the
-queue schedules one refresh `QUEUE_REFRESH_S` later, which re-renders only the boards whose shown
+queue schedules one refresh `MATREC_QUEUE_REFRESH_S` later, which re-renders only the boards whose shown
 place is out of date; each board's writer still paces and coalesces.
 """
 
@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Final
 
 from bot.consultation.job import JobRunner
 from matrec.admission import Admission
-
-QUEUE_REFRESH_S: Final = 10.0
 
 
 class QueueNotices:
     """Keeps "queued, n ahead" on the boards roughly current, in coalesced batches."""
 
-    def __init__(self, runner: JobRunner, admission: Admission, refresh_s: float = QUEUE_REFRESH_S) -> None:
+    def __init__(self, runner: JobRunner, admission: Admission, refresh_s: float) -> None:
         self.runner = runner
         self.refresh_s = refresh_s
         self.refreshes = 0
