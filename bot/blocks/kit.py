@@ -7,6 +7,7 @@ text goes through `escape()` first and is cut only between entities, never insid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from bot.escape import escape
@@ -22,6 +23,14 @@ LOOKAHEAD_CHARS: Final = 16  # longer than "@everyone", the longest text escape(
 _TRAILING: Final = " \n\t,:·-–—"  # stripped before the ellipsis; never ';', which ends an entity
 
 Block = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A Slack message: blocks and the top-level `text` fallback (notifications, old clients)."""
+
+    text: str  # the top-level `text` fallback (non-empty, <= 3,900 chars)
+    blocks: list[dict[str, Any]]  # <= 50 blocks, every section text <= 3,000 chars
 
 
 def fit(text: str, limit: int) -> str:

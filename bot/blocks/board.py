@@ -8,14 +8,14 @@ Pure functions: the same input always renders the same message. Model and user t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from bot.blocks_classes import class_texts, condition_name
-from bot.blocks_kit import (
+from bot.blocks.classes import class_texts, condition_name
+from bot.blocks.kit import (
     ELLIPSIS,
     MAX_FALLBACK_CHARS,
     Block,
+    Rendered,
     capped,
     clip,
     clip_lines,
@@ -24,7 +24,7 @@ from bot.blocks_kit import (
     header,
     section,
 )
-from bot.blocks_kit import context as context_block
+from bot.blocks.kit import context as context_block
 from bot.escape import escape
 from matrec.choices import Mode, Strategy
 from matrec.images import ACCEPTED_FORMATS_TEXT
@@ -58,14 +58,6 @@ _STRATEGY_WORDS: Final = {
     Strategy.VOTE: "majority vote",
     Strategy.WEIGHTED: "weighted dimension scores",
 }
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A Slack message: blocks and the top-level `text` fallback (notifications, old clients)."""
-
-    text: str  # the top-level `text` fallback (non-empty, <= 3,900 chars)
-    blocks: list[dict[str, Any]]  # <= 50 blocks, every section text <= 3,000 chars
 
 
 def queued_note(ahead: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from bot.blocks_kit import ELLIPSIS, clip
+from bot.blocks.kit import ELLIPSIS, clip
 from matrec.materials import CLASS_ORDER, MaterialClass
 from matrec.progress import BranchState, BranchStatus
 from matrec.report import label
