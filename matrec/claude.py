@@ -161,7 +161,7 @@ class Claude:
         self,
         *,
         system: str,
-        image: PreparedImage | None,
+        images: Sequence[PreparedImage],
         shared_text: str,
         task_text: str,
         output: type[T],
@@ -170,8 +170,8 @@ class Claude:
         effort: Effort | None = None,
         on_started: Callable[[], None] | None = None,
     ) -> Reply[T]:
-        """One attempt at an answer of type `output`; the prefix (system, image, shared_text) is cacheable."""
-        messages = _messages(image, shared_text, task_text, cache_prefix)
+        """One attempt at an answer of type `output`; the prefix (system, images, shared_text) is cacheable."""
+        messages = _messages(images, shared_text, task_text, cache_prefix)
         output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": _schema(output)}}
         if effort is not None and self.takes_effort:
             output_config["effort"] = effort
@@ -243,17 +243,18 @@ def _schema(output: type[pydantic.BaseModel]) -> dict[str, Any]:
     return _SCHEMAS[output]
 
 
+def image_blocks(images: Sequence[PreparedImage]) -> list[Any]:
+    """One base64 image block per photo, in order (images before text, as Anthropic advises)."""
+    return [
+        {"type": "image", "source": {"type": "base64", "media_type": image.media_type, "data": image.base64}}
+        for image in images
+    ]
+
+
 def _messages(
-    image: PreparedImage | None, shared_text: str, task_text: str, cache_prefix: bool
+    images: Sequence[PreparedImage], shared_text: str, task_text: str, cache_prefix: bool
 ) -> Sequence[MessageParam]:
-    shared: list[Any] = []
-    if image is not None:
-        shared.append(
-            {
-                "type": "image",
-                "source": {"type": "base64", "media_type": image.media_type, "data": image.base64},
-            }
-        )
+    shared: list[Any] = image_blocks(images)
     if shared_text:
         shared.append({"type": "text", "text": shared_text})
     if cache_prefix and shared:

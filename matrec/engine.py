@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 
 from matrec.admission import Admission
 from matrec.claude import Claude
-from matrec.errors import BadInputError, MatrecError, RunTimeoutError, unexpected
-from matrec.images import PreparedImage, prepare_image
+from matrec.errors import BadInputError, ImageError, MatrecError, RunTimeoutError, unexpected
+from matrec.images import PhotoBudget, PreparedImage, photo_budget, prepare_image
 from matrec.limiter import Limiter
 from matrec.options import MAX_CONTEXT_CHARS, Part, RunOptions
 from matrec.progress import ProgressSink
@@ -45,14 +45,27 @@ class Engine:
         self.decodes_peak = 0
 
     async def evaluate(
-        self, part: Part, options: RunOptions | None = None, on_progress: ProgressSink | None = None
+        self,
+        part: Part,
+        options: RunOptions | None = None,
+        on_progress: ProgressSink | None = None,
+        *,
+        prepared: Sequence[PreparedImage] | None = None,
     ) -> Recommendation:
-        """Analyse one part; raises BadInputError, QuorumError or RunTimeoutError."""
+        """Analyse one part; raises BadInputError, QuorumError or RunTimeoutError.
+
+        With `prepared` (from `prepare`, or rebuilt from storage) the photos are not decoded again
+        and `part.images` is ignored; every branch carries every one of them.
+        """
         options = options or RunOptions.from_settings(self.settings)
         started = time.perf_counter()
-        image = await self._prepare(part)
+        if prepared is None:
+            images = await self.prepare(part)
+        else:
+            images = tuple(prepared)
+            self._check_input(part, len(images))
         prepare_s = time.perf_counter() - started
-        run = Run(self, part, image, options, on_progress)
+        run = Run(self, part, images, options, on_progress)
         try:
             async with asyncio.timeout(self.settings.run_timeout_s):
                 return await run.execute(started, prepare_s)
@@ -86,16 +99,47 @@ class Engine:
 
         return list(await asyncio.gather(*(one(p) for p in parts)))
 
-    async def _prepare(self, part: Part) -> PreparedImage | None:
+    async def prepare(self, part: Part) -> tuple[PreparedImage, ...]:
+        """Decode, check and downscale every photo of `part`, each within its share of one request.
+
+        Raises BadInputError (ImageError naming the photo when one is rejected). Decodes are bounded
+        across the engine, since each holds a full-size bitmap; the photos of one part share the bound.
+        """
+        self._check_input(part, len(part.images))
+        if not part.images:
+            return ()
+        s = self.settings
+        budget = photo_budget(
+            len(part.images),
+            max_edge_px=s.max_image_edge_px,
+            max_payload_bytes=s.max_image_payload_bytes,
+            request_budget_bytes=s.max_request_image_bytes,
+        )
+        try:
+            async with asyncio.TaskGroup() as group:  # one rejected photo stops the others' decodes
+                tasks = [
+                    group.create_task(self._decode(data, budget, index, len(part.images)))
+                    for index, data in enumerate(part.images)
+                ]
+        except* BadInputError as rejected:
+            raise rejected.exceptions[0] from None
+        return tuple(task.result() for task in tasks)
+
+    def _check_input(self, part: Part, photos: int) -> None:
         if len(part.context) > MAX_CONTEXT_CHARS:
             raise BadInputError(
                 f"The description is {len(part.context):,} characters; the limit is {MAX_CONTEXT_CHARS:,}. "
                 "Keep it to the part and its requirements."
             )
-        if part.image is None:
-            if not part.context.strip():
-                raise BadInputError("Nothing to analyse: send a photo of the part, or describe it in text.")
-            return None
+        if photos > self.settings.max_photos:
+            raise BadInputError(
+                f"That is {photos} photos of one part; the limit is {self.settings.max_photos}. "
+                "Send the few that show the part best."
+            )
+        if photos == 0 and not part.context.strip():
+            raise BadInputError("Nothing to analyse: send a photo of the part, or describe it in text.")
+
+    async def _decode(self, data: bytes, budget: PhotoBudget, index: int, count: int) -> PreparedImage:
         s = self.settings
         async with self._decodes:
             self.decoding += 1
@@ -103,11 +147,15 @@ class Engine:
             try:
                 return await asyncio.to_thread(
                     prepare_image,
-                    part.image,
-                    max_edge_px=s.max_image_edge_px,
+                    data,
+                    max_edge_px=budget.max_edge_px,
                     max_bytes=s.max_image_bytes,
                     max_pixels=s.max_image_pixels,
-                    max_payload_bytes=s.max_image_payload_bytes,
+                    max_payload_bytes=budget.max_payload_bytes,
                 )
+            except ImageError as error:
+                if count == 1:
+                    raise
+                raise ImageError(error.kind, f"Photo {index + 1} of {count}: {error}") from error
             finally:
                 self.decoding -= 1

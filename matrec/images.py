@@ -46,6 +46,13 @@ MAX_SHRINK_STEP: Final = 0.9  # each shrink takes at least 10% off the long edge
 RESIZE_REDUCING_GAP: Final = 3.0  # Pillow: reduce() by whole factors first, LANCZOS for the rest
 SNIFF_WINDOW_BYTES: Final = 4096  # how far to look for markup (SVG, HTML) or a PDF header
 BYTES_PER_MB: Final = 1_000_000
+# Messages API limits on images (Anthropic's vision docs): at most 100 images per request; with
+# more than 20, each must be at most 2000x2000 px; the whole request at most 32 MB, base64 included.
+MAX_IMAGES_PER_REQUEST: Final = 100
+MANY_IMAGES_THRESHOLD: Final = 20
+MANY_IMAGES_MAX_EDGE_PX: Final = 2000
+REQUEST_IMAGE_BUDGET_BYTES: Final = 22_000_000  # raw bytes: x4/3 in base64 is ~29.3 MB, the rest is text
+MIN_SHARED_EDGE_PX: Final = 200  # below this, Anthropic notes, images lose detail the model needs
 
 _FORMAT_NAMES: dict[ImageFormat, str] = {
     "jpeg": "JPEG",
@@ -54,6 +61,7 @@ _FORMAT_NAMES: dict[ImageFormat, str] = {
     "webp": "WebP",
     "heif": "HEIC/HEIF",
 }
+_MEDIA_TYPES: Final = ("image/jpeg", "image/png")
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"})
@@ -102,6 +110,69 @@ class PreparedImage:
         """Size of the payload the base64 text carries, in bytes."""
         padding = 2 if self.base64.endswith("==") else 1 if self.base64.endswith("=") else 0
         return len(self.base64) // 4 * 3 - padding
+
+    @property
+    def data(self) -> bytes:
+        """The encoded image itself, as sent (for storing it and rebuilding it with `from_bytes`)."""
+        return base64.b64decode(self.base64)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        media_type: str,
+        width: int,
+        height: int,
+        original_width: int,
+        original_height: int,
+        original_format: str,
+        sha256: str,
+    ) -> PreparedImage:
+        """A stored prepared image rebuilt byte-identically (so a cached prefix that carries it still matches).
+
+        Raises ValueError for a media type or format a prepared image never has.
+        """
+        if media_type not in _MEDIA_TYPES:
+            raise ValueError(f"a prepared image is image/jpeg or image/png, not {media_type!r}")
+        if original_format not in _FORMAT_NAMES:
+            raise ValueError(f"unknown original format {original_format!r}")
+        return cls(
+            media_type=cast("MediaType", media_type),
+            base64=base64.b64encode(data).decode("ascii"),
+            width=width,
+            height=height,
+            original_format=cast("ImageFormat", original_format),
+            original_width=original_width,
+            original_height=original_height,
+            sha256=sha256,
+        )
+
+
+@dataclass(frozen=True)
+class PhotoBudget:
+    """What each of several photos of one request may take: its long edge and its encoded bytes."""
+
+    max_edge_px: int
+    max_payload_bytes: int
+
+
+def photo_budget(
+    count: int,
+    *,
+    max_edge_px: int = MAX_EDGE_PX,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    request_budget_bytes: int = REQUEST_IMAGE_BUDGET_BYTES,
+) -> PhotoBudget:
+    """Each photo's share, so `count` of them fit one request: the payload budget divided evenly,
+    and the edge shrunk with the square root of that share (bytes grow with the pixel count)."""
+    count = max(count, 1)
+    payload = min(max_payload_bytes, request_budget_bytes // count)
+    edge = max_edge_px
+    if count > MANY_IMAGES_THRESHOLD:
+        edge = min(edge, MANY_IMAGES_MAX_EDGE_PX)
+    if payload < max_payload_bytes:
+        edge = min(edge, max(MIN_SHARED_EDGE_PX, int(max_edge_px * math.sqrt(payload / max_payload_bytes))))
+    return PhotoBudget(max_edge_px=edge, max_payload_bytes=payload)
 
 
 def sniff_format(data: bytes) -> ImageFormat | None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from matrec.choices import CacheStrategy, Mode, Strategy
 from matrec.materials import Dimension
@@ -14,13 +14,33 @@ MAX_CONTEXT_CHARS = 4000
 
 
 class Part(BaseModel):
-    """What to analyse: a photo, a description, or both."""
+    """What to analyse: photos of one part (several angles), a description, or both.
+
+    `Part(image=b)` is the one-photo form, kept for callers that have one: it becomes `images=(b,)`.
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    image: bytes | None = None
+    images: tuple[bytes, ...] = ()
     context: str = ""
     label: str = "part"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_image(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "image" in data:
+            data = dict(data)
+            image = data.pop("image")
+            if "images" in data and image is not None:
+                raise ValueError("give either image or images, not both")
+            if image is not None:
+                data["images"] = (image,)
+        return data
+
+    @property
+    def image(self) -> bytes | None:
+        """The first photo, or None for a text-only part."""
+        return self.images[0] if self.images else None
 
 
 class RunOptions(BaseModel):

@@ -14,6 +14,9 @@ _NO_CONTEXT = (
     "load, temperature, environment and quantity."
 )
 _NO_IMAGE = "There is no photo: judge from the description alone."
+_SEVERAL_IMAGES = (
+    "The {count} photos above show the same part from different angles: judge them together, as one part."
+)
 
 
 @cache
@@ -42,12 +45,14 @@ def aggregator_system() -> str:
     return _load("aggregator").replace("{grounding_table}", grounding_table())
 
 
-def shared_text(context: str, *, has_image: bool) -> str:
+def shared_text(context: str, *, photos: int) -> str:
     """The part's description: the cacheable part of the user turn, the same for every branch."""
     described = _escape(context.strip()) or _NO_CONTEXT
     lines = [f"<part_context>\n{described}\n</part_context>"]
-    if not has_image:
+    if photos == 0:
         lines.append(_NO_IMAGE)
+    elif photos > 1:
+        lines.append(_SEVERAL_IMAGES.format(count=photos))
     return "\n".join(lines)
 
 

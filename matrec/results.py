@@ -137,5 +137,6 @@ class Recommendation(_Result):
     notes: list[str] = Field(default_factory=list)
     usage: UsageReport
     timing: Timing
-    image: ImageInfo | None = None
+    image: ImageInfo | None = None  # the first photo (kept for one-photo readers)
+    images: list[ImageInfo] = Field(default_factory=list)  # every photo, in order
     context: str = ""

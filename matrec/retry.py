@@ -50,7 +50,7 @@ class Ask(Generic[T]):
     """One question to Claude: the prompt parts, the answer's type and the budget."""
 
     system: str
-    image: PreparedImage | None
+    images: tuple[PreparedImage, ...]
     shared_text: str
     task_text: str
     output: type[T]
@@ -128,7 +128,7 @@ class Caller:
                     with self._pausing_on_rate_limit():
                         reply = await self.claude.structured(
                             system=ask.system,
-                            image=ask.image,
+                            images=ask.images,
                             shared_text=ask.shared_text,
                             task_text=ask.task_text,
                             output=ask.output,

@@ -50,16 +50,16 @@ class Run:
         self,
         engine: Engine,
         part: Part,
-        image: PreparedImage | None,
+        images: tuple[PreparedImage, ...],
         options: RunOptions,
         sink: ProgressSink | None,
     ) -> None:
         self.engine = engine
         self.settings = engine.settings
         self.part = part
-        self.image = image
+        self.images = images
         self.options = options
-        self.shared_text = prompting.shared_text(part.context, has_image=image is not None)
+        self.shared_text = prompting.shared_text(part.context, photos=len(images))
         specs: list[tuple[MaterialClass, str | None]] = (
             [(m, c) for m in CLASS_ORDER for c in options.conditions]
             if options.mode is Mode.NESTED
@@ -171,7 +171,7 @@ class Run:
         primer = gate is not None and index == 0
         request = Ask(
             system=prompting.branch_system(),
-            image=self.image,
+            images=self.images,
             shared_text=self.shared_text,
             task_text=prompting.branch_task(material, condition),
             output=BranchAnalysis,
@@ -261,7 +261,7 @@ class Run:
         trace = Trace()
         request = Ask(
             system=prompting.aggregator_system(),
-            image=None,
+            images=(),  # the aggregator compares the analyses; the photos are in them already
             shared_text=self.shared_text,
             task_text=prompting.aggregate_task(branches),
             output=AggregateVerdict,

@@ -133,6 +133,8 @@ class EngineSettings(BaseSettings):
     max_image_bytes: int = Field(default=25_000_000, ge=1)
     max_image_pixels: int = Field(default=100_000_000, ge=1)
     max_image_payload_bytes: int = Field(default=3_750_000, ge=10_000)
+    max_photos: int = Field(default=10, ge=1, le=100)  # per part; the API takes at most 100 images a request
+    max_request_image_bytes: int = Field(default=22_000_000, ge=10_000, le=24_000_000)  # all photos of one request
     conditions: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS), min_length=1)
     weights: Annotated[dict[Dimension, float], NoDecode] = Field(default_factory=lambda: {d: 1.0 for d in Dimension})
     vote_samples: int = Field(default=5, ge=1, le=25)

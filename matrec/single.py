@@ -60,7 +60,7 @@ async def _sample(run: Run, index: int, gate: PrimeGate | None) -> SingleVerdict
     primer = gate is not None and index == 0
     request = Ask(
         system=prompting.branch_system(),
-        image=run.image,
+        images=run.images,
         shared_text=run.shared_text,
         task_text=prompting.single_task(),
         output=SingleVerdict,

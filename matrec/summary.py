@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from matrec.aggregate import Verdict
+from matrec.images import PreparedImage
 from matrec.materials import CLASS_ORDER
 from matrec.results import BranchResult, ImageInfo, Recommendation, Timing, TokenUsage, UsageReport
 
@@ -22,7 +23,7 @@ def recommendation(
     total = branch_usage + aggregation_usage
     prices = run.settings.price_table
     assessed = {b.material for b in branches if b.ok}
-    image = run.image
+    images = [_image_info(image) for image in run.images]
     return Recommendation(
         part=run.part.label,
         context=run.part.context,
@@ -54,15 +55,18 @@ def recommendation(
             prepare_s=prepare_s,
             branch_path_s=run.branch_path_s,
         ),
-        image=None
-        if image is None
-        else ImageInfo(
-            media_type=image.media_type,
-            width=image.width,
-            height=image.height,
-            original_width=image.original_width,
-            original_height=image.original_height,
-            encoded_bytes=image.encoded_bytes,
-            sha256=image.sha256,
-        ),
+        image=images[0] if images else None,
+        images=images,
+    )
+
+
+def _image_info(image: PreparedImage) -> ImageInfo:
+    return ImageInfo(
+        media_type=image.media_type,
+        width=image.width,
+        height=image.height,
+        original_width=image.original_width,
+        original_height=image.original_height,
+        encoded_bytes=image.encoded_bytes,
+        sha256=image.sha256,
     )

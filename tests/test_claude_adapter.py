@@ -34,7 +34,7 @@ async def _ask(claude: Claude, *, effort: Effort | None = "medium", max_tokens: 
     try:
         return await claude.structured(
             system="You are a materials engineer.",
-            image=None,
+            images=(),
             shared_text="<part_context>a small bracket</part_context>",
             task_text="<task>branch</task>\n<material_class>metal</material_class>\nScore: strength, cost.",
             output=BranchAnalysis,

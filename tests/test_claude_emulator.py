@@ -76,7 +76,7 @@ async def _branch(
 ) -> Reply[BranchAnalysis]:
     return await claude.structured(
         system="You are a materials engineer.",
-        image=image,
+        images=() if image is None else (image,),
         shared_text=shared_text,
         task_text=f"<task>branch</task>\n<material_class>{material}</material_class>\nScore: strength, cost.",
         output=BranchAnalysis,
