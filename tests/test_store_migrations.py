@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.store import Consultation, ConsultationStatus, SchemaTooNewError, Store
+from bot.store import Consultation, ConsultationStatus, SchemaTooNewError, Store, StoredFile
 from matrec.errors import ConfigError
 from matrec.results import BranchResult
 from tests.store_support import (  # noqa: F401 (pytest fixtures)
@@ -32,7 +32,7 @@ from tests.store_support import (  # noqa: F401 (pytest fixtures)
 )
 
 S = ConsultationStatus
-HEAD = "0002"
+HEAD = "0003"
 CONCURRENT_OPENS = 8
 PROCESSES = 2
 PROCESS_TIMEOUT_S = 60.0
@@ -193,6 +193,13 @@ async def _make_first_store_database(url: str) -> None:
     await execute_raw(url, V1_SQLITE if sqlite else V1_POSTGRES, rows)
 
 
+def _as_migrated(consultation: Consultation) -> Consultation:
+    """What revision 0003 makes of an earlier row: its one file is `files`, its recommended part `part_text`."""
+    files = [StoredFile(id=consultation.file_id, name=consultation.file_name or "")] if consultation.file_id else []
+    part = consultation.recommendation.part if consultation.recommendation else ""
+    return consultation.model_copy(update={"files": files, "part_text": part})
+
+
 async def _revisions(url: str) -> list[str]:
     return [row[0] for row in await fetch_raw(url, "SELECT version_num FROM alembic_version")]
 
@@ -201,7 +208,7 @@ async def test_a_first_store_database_is_adopted_upgraded_and_its_rows_stay_read
     url: str, clock: FakeClock
 ) -> None:
     await _make_first_store_database(url)
-    done, running = _old_consultations()
+    done, running = (_as_migrated(c) for c in _old_consultations())
 
     async with await Store.open(url, clock=clock) as store:
         assert await store.get(done.id) == done
@@ -244,7 +251,8 @@ async def test_stores_opening_one_fresh_database_at_once_migrate_it_once(
         await store.close()
 
     upgrades = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Running upgrade")]
-    assert len(upgrades) == 2 and "-> 0001" in upgrades[0] and "0001 -> 0002" in upgrades[1]
+    assert len(upgrades) == 3 and "-> 0001" in upgrades[0] and "0001 -> 0002" in upgrades[1]
+    assert "0002 -> 0003" in upgrades[2]
     assert await _revisions(url) == [HEAD]
 
 
@@ -281,7 +289,7 @@ async def test_a_database_migrated_by_a_newer_bot_is_refused(url: str) -> None:
         pass
     await execute_raw(url, ["UPDATE alembic_version SET version_num = '9999'"])
 
-    with pytest.raises(SchemaTooNewError, match="revision 9999, newer than this bot's 0002") as raised:
+    with pytest.raises(SchemaTooNewError, match="revision 9999, newer than this bot's 0003") as raised:
         await Store.open(url)
     assert isinstance(raised.value, ConfigError)
     assert await _revisions(url) == ["9999"]

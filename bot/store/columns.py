@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
+from bot.store.model import StoredFile
 from matrec.results import BranchResult, Recommendation
 
 POSTGRESQL = "postgresql"
@@ -85,3 +86,17 @@ class RecommendationJson(PydanticJson):
 
     cache_ok = True
     adapter = TypeAdapter(Recommendation)
+
+
+class StringsJson(PydanticJson):
+    """A list of short texts: a re-run's added requirements, a turn's proposed changes."""
+
+    cache_ok = True
+    adapter = TypeAdapter(list[str])
+
+
+class FilesJson(PydanticJson):
+    """A consultation's Slack files."""
+
+    cache_ok = True
+    adapter = TypeAdapter(list[StoredFile])

@@ -1,34 +1,82 @@
-"""The Store: consultations, their ownership by running instances, and dedupe keys, on one engine."""
+"""The Store: consultations, their ownership by running instances, dedupe keys, and the conversation
+around each (images, follow-up turns, feedback, mutes), with search and statistics, on one engine."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from enum import Enum
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Literal, Self
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.store import search
 from bot.store.dedupe import prune_keys, record_keys
 from bot.store.engine import Connections, connect
 from bot.store.migrate import migrate
-from bot.store.model import ACTIVE_STATUSES, COLUMNS, Clock, Consultation, apply_changes, utc_now
-from bot.store.tables import CONSULTATION_COLUMNS, consultations
+from bot.store.model import (
+    ACTIVE_STATUSES,
+    COLUMNS,
+    TURN_COLUMNS,
+    Clock,
+    Consultation,
+    ConsultationStatus,
+    Feedback,
+    Rating,
+    Stats,
+    StoredImage,
+    Turn,
+    apply_changes,
+    apply_turn_changes,
+    utc_now,
+)
+from bot.store.stats import summarize, window_start
+from bot.store.tables import (
+    CONSULTATION_COLUMNS,
+    TURN_COLUMNS_IN_ORDER,
+    consultation_images,
+    consultations,
+    feedback,
+    mutes,
+    turns,
+)
 from bot.store.urls import parse_database_url
+from matrec.materials import MaterialClass
 from matrec.urls import redact_url
 
 logger = logging.getLogger(__name__)
 
 RECENT_LIMIT = 20  # consultations recent() returns unless told otherwise
 TAKE_OVER_LIMIT = 100  # consultations one take_over() claims unless told otherwise
+HISTORY_LIMIT = 10  # consultations history() and search() return unless told otherwise
+SIMILAR_LIMIT = 3  # consultations similar() returns unless told otherwise
+STATS_WEEKS = 8  # weeks stats() covers unless told otherwise
+# What the search documents are made of: an update() of one of these rewrites the document.
+INDEXED_FIELDS = frozenset({"context", "part_text", "file_name", "files", "recommendation"})
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET  # set_feedback(): leave this field as it is
 
 _c = consultations.c
 _SELECT = sa.select(*CONSULTATION_COLUMNS)
 _OLDEST_FIRST = (_c.created_at, _c.seq)
 _NEWEST_FIRST = (_c.created_at.desc(), _c.seq.desc())
 _ACTIVE = _c.status.in_(ACTIVE_STATUSES)
+_t = turns.c
+_TURN_SELECT = sa.select(*TURN_COLUMNS_IN_ORDER)
+_FEEDBACK_SELECT = sa.select(
+    feedback.c.consultation_id, feedback.c.user_id, feedback.c.rating, feedback.c.chosen, feedback.c.updated_at
+)
+_BEST = sa.type_coerce(_c.recommendation, sa.JSON)["best"].as_string()
 
 
 class Store:
@@ -47,8 +95,13 @@ class Store:
         except BaseException:
             await connections.close()
             raise
+        store = cls(connections, clock)
+        async with connections.write() as connection:
+            filled = await search.fill_missing(connection)
+        if filled:
+            logger.info("search index: wrote the documents of %d earlier consultations", filled)
         logger.info("store opened: %s", redact_url(url))
-        return cls(connections, clock)
+        return store
 
     async def __aenter__(self) -> Self:
         return self
@@ -95,6 +148,8 @@ class Store:
             updated = apply_changes(_consultation(row), changes, self._clock())
             values = {name: getattr(updated, name) for name in COLUMNS if name != "id"}
             await connection.execute(sa.update(consultations).where(_c.id == consultation_id).values(values))
+            if INDEXED_FIELDS.intersection(changes):
+                await search.reindex(connection, [consultation_id])
         return updated
 
     async def get(self, consultation_id: str) -> Consultation | None:
@@ -157,6 +212,232 @@ class Store:
         async with self._connections.write() as connection:
             return await prune_keys(connection, seen_before=cutoff)
 
+    async def claim(self, event_id: str | None, channel: str, ts: str) -> bool:
+        """Record a message's dedupe keys; False if the event or the message was seen before."""
+        return await self.claim_and_add(event_id=event_id, channel=channel, ts=ts, consultations=[])
+
+    async def latest_in_thread(self, channel: str, thread_ts: str) -> Consultation | None:
+        """The newest consultation of a thread (a re-run's, once there is one), if any."""
+        query = _SELECT.where(_c.channel == channel, _c.thread_ts == thread_ts).order_by(*_NEWEST_FIRST).limit(1)
+        found = await self._select(query)
+        return found[0] if found else None
+
+    async def children(self, consultation_id: str) -> list[Consultation]:
+        """The re-runs, stress tests and split-off parts of a consultation, oldest first."""
+        return await self._select(_SELECT.where(_c.parent_id == consultation_id).order_by(*_OLDEST_FIRST))
+
+    async def channels(self) -> list[str]:
+        """Every channel that has a consultation, sorted."""
+        async with self._connections.read() as connection:
+            return list((await connection.scalars(sa.select(_c.channel).distinct().order_by(_c.channel))).all())
+
+    async def history(
+        self, channels: Collection[str], *, limit: int = HISTORY_LIMIT, user_id: str | None = None
+    ) -> list[Consultation]:
+        """The latest consultations in `channels` (of `user_id` only, if given), newest first."""
+        if not channels:
+            return []
+        query = _SELECT.where(_c.channel.in_(channels)).order_by(*_NEWEST_FIRST).limit(limit)
+        return await self._select(query if user_id is None else query.where(_c.user_id == user_id))
+
+    async def search(self, words: str, channels: Collection[str], *, limit: int = HISTORY_LIMIT) -> list[Consultation]:
+        """Consultations in `channels` whose text holds every one of `words`, best match first.
+
+        `words` is user input taken as plain words: punctuation and query operators are ignored.
+        """
+        return await self._ranked(search.words(words), channels, any_word=False, limit=limit)
+
+    async def similar(
+        self, text: str, channels: Collection[str], *, exclude_ids: Collection[str] = (), limit: int = SIMILAR_LIMIT
+    ) -> list[Consultation]:
+        """Finished consultations in `channels` sharing any word with `text`, most alike first."""
+        done = sa.and_(_c.status == ConsultationStatus.DONE, _c.recommendation.is_not(None))
+        excluded = _c.id.not_in(exclude_ids) if exclude_ids else sa.true()
+        return await self._ranked(
+            search.words(text), channels, any_word=True, limit=limit, where=sa.and_(done, excluded)
+        )
+
+    async def stats(self, channels: Collection[str], *, weeks: int = STATS_WEEKS) -> Stats:
+        """Consultations in `channels` created in the last `weeks` ISO weeks (this one included).
+
+        per_week counts them per week (Monday dates, UTC, zero weeks included); best counts
+        their recommendations' best classes; chosen counts each person's latest choice;
+        with_choice counts consultations with a choice, agreed those where no class was chosen
+        more often than the recommended best.
+        """
+        start = window_start(self._clock(), weeks)
+        in_window = sa.and_(_c.channel.in_(channels), _c.created_at >= start)
+        created_query = sa.select(_c.id, _c.created_at, _BEST).where(in_window)
+        choices_query = (
+            sa.select(feedback.c.consultation_id, feedback.c.chosen)
+            .join(consultations, _c.id == feedback.c.consultation_id)
+            .where(in_window, feedback.c.chosen.is_not(None))
+        )
+        if not channels:
+            return summarize(start, weeks, [], [])
+        async with self._connections.read() as connection:
+            created = (await connection.execute(created_query)).all()
+            choices = (await connection.execute(choices_query)).all()
+        return summarize(
+            start,
+            weeks,
+            ((row.id, row.created_at, MaterialClass(row[2]) if row[2] else None) for row in created),
+            ((row.consultation_id, row.chosen) for row in choices),
+        )
+
+    async def save_images(self, consultation_id: str, images: Sequence[StoredImage]) -> None:
+        """Store a consultation's prepared images, replacing every image it had."""
+        rows = [{"consultation_id": consultation_id, **image.model_dump()} for image in images]
+        async with self._connections.write() as connection:
+            await connection.execute(
+                sa.delete(consultation_images).where(consultation_images.c.consultation_id == consultation_id)
+            )
+            if rows:
+                await connection.execute(sa.insert(consultation_images), rows)
+
+    async def images(self, consultation_id: str) -> list[StoredImage]:
+        """A consultation's prepared images, by position."""
+        columns = [consultation_images.c[name] for name in StoredImage.model_fields]
+        query = (
+            sa.select(*columns)
+            .where(consultation_images.c.consultation_id == consultation_id)
+            .order_by(consultation_images.c.position)
+        )
+        async with self._connections.read() as connection:
+            rows = (await connection.execute(query)).all()
+        return [StoredImage.model_validate(dict(row._mapping)) for row in rows]
+
+    async def add_turn(self, turn: Turn) -> None:
+        """Store a new follow-up turn; ValueError if its id is already stored."""
+        try:
+            async with self._connections.write() as connection:
+                await connection.execute(sa.insert(turns), [{name: getattr(turn, name) for name in TURN_COLUMNS}])
+        except sa.exc.IntegrityError as error:
+            raise ValueError(f"turn {turn.id} is already stored or its consultation is not") from error
+
+    async def update_turn(self, turn_id: str, **changes: Any) -> Turn:
+        """Apply `changes` (answer, status, changes, answer_ts...), bump updated_at, return the turn."""
+        async with self._connections.write() as connection:
+            row = (await connection.execute(_TURN_SELECT.where(_t.id == turn_id).with_for_update())).first()
+            if row is None:
+                raise KeyError(turn_id)
+            updated = apply_turn_changes(Turn.model_validate(dict(row._mapping)), changes, self._clock())
+            values = {name: getattr(updated, name) for name in TURN_COLUMNS if name != "id"}
+            await connection.execute(sa.update(turns).where(_t.id == turn_id).values(values))
+        return updated
+
+    async def get_turn(self, turn_id: str) -> Turn | None:
+        """The turn with this id, if any."""
+        found = await self._select_turns(_TURN_SELECT.where(_t.id == turn_id))
+        return found[0] if found else None
+
+    async def turns(self, consultation_id: str) -> list[Turn]:
+        """A consultation's follow-up turns, oldest first."""
+        query = _TURN_SELECT.where(_t.consultation_id == consultation_id).order_by(_t.created_at, _t.seq)
+        return await self._select_turns(query)
+
+    async def set_feedback(
+        self,
+        consultation_id: str,
+        user_id: str,
+        *,
+        rating: Rating | Literal[_Unset.UNSET] | None = UNSET,
+        chosen: MaterialClass | Literal[_Unset.UNSET] | None = UNSET,
+    ) -> Feedback:
+        """Record one person's rating and/or choice; an argument left out keeps its stored value.
+
+        KeyError if the consultation is unknown. A choice re-indexes the consultation for search.
+        """
+        now = self._clock()
+        given = {name: value for name, value in (("rating", rating), ("chosen", chosen)) if value is not UNSET}
+        new = Feedback.model_validate(
+            {"consultation_id": consultation_id, "user_id": user_id, **given, "updated_at": now}
+        )
+        values = new.model_dump()
+        async with self._connections.write() as connection:
+            # The consultation's row lock orders concurrent feedback, so each re-index sees the others'.
+            locked = sa.select(_c.id).where(_c.id == consultation_id).with_for_update()
+            if (await connection.execute(locked)).first() is None:
+                raise KeyError(consultation_id)
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            statement = (
+                insert(feedback)
+                .values(values)
+                .on_conflict_do_update(
+                    index_elements=[feedback.c.consultation_id, feedback.c.user_id],
+                    set_={name: values[name] for name in (*given, "updated_at")},
+                )
+                .returning(*_FEEDBACK_SELECT.selected_columns)
+            )
+            row = (await connection.execute(statement)).one()
+            if "chosen" in given:
+                await search.reindex(connection, [consultation_id])
+        return Feedback.model_validate(dict(row._mapping))
+
+    async def feedback(self, consultation_id: str) -> list[Feedback]:
+        """Everyone's feedback on a consultation, in the order it was last changed."""
+        query = _FEEDBACK_SELECT.where(feedback.c.consultation_id == consultation_id).order_by(
+            feedback.c.updated_at, feedback.c.user_id
+        )
+        async with self._connections.read() as connection:
+            rows = (await connection.execute(query)).all()
+        return [Feedback.model_validate(dict(row._mapping)) for row in rows]
+
+    async def choices(self, consultation_id: str) -> dict[MaterialClass, int]:
+        """How many people chose each class for a consultation (each person's latest choice)."""
+        return dict(Counter(f.chosen for f in await self.feedback(consultation_id) if f.chosen is not None))
+
+    async def mute(self, channel: str, thread_ts: str, user_id: str | None) -> None:
+        """Stop the bot answering follow-ups in this thread (`user_id` is who asked)."""
+        values = {"channel": channel, "thread_ts": thread_ts, "user_id": user_id, "muted_at": self._clock()}
+        async with self._connections.write() as connection:
+            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            statement = insert(mutes).values(values)
+            await connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[mutes.c.channel, mutes.c.thread_ts],
+                    set_={"user_id": statement.excluded.user_id, "muted_at": statement.excluded.muted_at},
+                )
+            )
+
+    async def unmute(self, channel: str, thread_ts: str) -> None:
+        """Let the bot answer follow-ups in this thread again."""
+        async with self._connections.write() as connection:
+            await connection.execute(sa.delete(mutes).where(mutes.c.channel == channel, mutes.c.thread_ts == thread_ts))
+
+    async def muted(self, channel: str, thread_ts: str) -> bool:
+        """Whether someone muted the bot in this thread."""
+        query = sa.select(mutes.c.channel).where(mutes.c.channel == channel, mutes.c.thread_ts == thread_ts)
+        async with self._connections.read() as connection:
+            return (await connection.execute(query)).first() is not None
+
+    async def _ranked(
+        self,
+        query_words: Sequence[str],
+        channels: Collection[str],
+        *,
+        any_word: bool,
+        limit: int,
+        where: sa.ColumnElement[bool] | None = None,
+    ) -> list[Consultation]:
+        if not query_words or not channels:
+            return []
+        async with self._connections.read() as connection:
+            matches = search.ranked(connection.dialect.name, query_words, any_word=any_word)
+            query = (
+                _SELECT.select_from(consultations.join(matches, matches.c.seq == _c.seq))
+                .where(_c.channel.in_(channels), sa.true() if where is None else where)
+                .order_by(matches.c.rank, *_NEWEST_FIRST)
+                .limit(limit)
+            )
+            rows = (await connection.execute(query)).all()
+        return [_consultation(row) for row in rows]
+
+    async def _select_turns(self, query: sa.Select[Any]) -> list[Turn]:
+        async with self._connections.read() as connection:
+            rows = (await connection.execute(query)).all()
+        return [Turn.model_validate(dict(row._mapping)) for row in rows]
+
     async def _select(self, query: sa.Select[Any]) -> list[Consultation]:
         async with self._connections.read() as connection:
             rows = (await connection.execute(query)).all()
@@ -182,6 +463,7 @@ async def _insert(connection: AsyncConnection, added: Sequence[Consultation], no
     except sa.exc.IntegrityError as error:
         ids = ", ".join(consultation.id for consultation in added)
         raise ValueError(f"consultation {ids} is already stored") from error
+    await search.reindex(connection, [consultation.id for consultation in added])
 
 
 def _row(consultation: Consultation, now: datetime) -> dict[str, Any]:

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import sqlalchemy as sa
 
-from bot.store.columns import BranchesJson, RecommendationJson, UtcTimestamp
-from bot.store.model import COLUMNS, ConsultationStatus
+from bot.store.columns import BranchesJson, FilesJson, RecommendationJson, StringsJson, UtcTimestamp
+from bot.store.model import COLUMNS, TURN_COLUMNS, ConsultationKind, ConsultationStatus, TurnStatus
+from matrec.materials import MaterialClass
 
 metadata = sa.MetaData()
 
-# Text holding the status's value; read back as the enum.
-_STATUS = sa.Enum(
-    ConsultationStatus, native_enum=False, values_callable=lambda statuses: [status.value for status in statuses]
-)
+
+def _values_of(enum: type[StrEnum]) -> sa.Enum:
+    """Text holding the member's value; read back as the enum."""
+    return sa.Enum(enum, native_enum=False, values_callable=lambda members: [member.value for member in members])
+
+
+_SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 consultations = sa.Table(
     "consultations",
     metadata,
     # Insertion order within one instant: ORDER BY created_at, seq.
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("seq", _SEQ, primary_key=True),
     sa.Column("id", sa.Text, nullable=False, unique=True),
     sa.Column("channel", sa.Text, nullable=False),
     sa.Column("thread_ts", sa.Text, nullable=False),
@@ -28,7 +34,7 @@ consultations = sa.Table(
     sa.Column("file_name", sa.Text),
     sa.Column("image_sha256", sa.Text),
     sa.Column("context", sa.Text, nullable=False),
-    sa.Column("status", _STATUS, nullable=False),
+    sa.Column("status", _values_of(ConsultationStatus), nullable=False),
     sa.Column("board_ts", sa.Text),
     sa.Column("branches", BranchesJson(), nullable=False),
     sa.Column("recommendation", RecommendationJson()),
@@ -39,6 +45,12 @@ consultations = sa.Table(
     sa.Column("owner", sa.Text),
     sa.Column("heartbeat_at", UtcTimestamp()),
     sa.Column("resumes", sa.Integer, nullable=False),
+    sa.Column("kind", _values_of(ConsultationKind), nullable=False),
+    sa.Column("parent_id", sa.Text),
+    sa.Column("requirements", StringsJson(), nullable=False),
+    sa.Column("files", FilesJson(), nullable=False),
+    sa.Column("channel_type", sa.Text),
+    sa.Column("part_text", sa.Text, nullable=False),
 )
 
 seen_events = sa.Table(
@@ -59,5 +71,60 @@ seen_messages = sa.Table(
     sa.Column("reclaimable", sa.Boolean, nullable=False, default=False),
 )
 
+consultation_images = sa.Table(
+    "consultation_images",
+    metadata,
+    sa.Column("consultation_id", sa.Text, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("media_type", sa.Text, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("original_width", sa.Integer, nullable=False),
+    sa.Column("original_height", sa.Integer, nullable=False),
+    sa.Column("original_format", sa.Text, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+)
+
+turns = sa.Table(
+    "turns",
+    metadata,
+    # Insertion order within one instant: ORDER BY created_at, seq.
+    sa.Column("seq", _SEQ, primary_key=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("consultation_id", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("thread_ts", sa.Text, nullable=False),
+    sa.Column("message_ts", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text),
+    sa.Column("status", _values_of(TurnStatus), nullable=False),
+    sa.Column("changes", StringsJson(), nullable=False),
+    sa.Column("answer_ts", sa.Text),
+    sa.Column("created_at", UtcTimestamp(), nullable=False),
+    sa.Column("updated_at", UtcTimestamp(), nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("consultation_id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("rating", sa.Text),
+    sa.Column("chosen", _values_of(MaterialClass)),
+    sa.Column("updated_at", UtcTimestamp(), nullable=False),
+)
+
+mutes = sa.Table(
+    "mutes",
+    metadata,
+    sa.Column("channel", sa.Text, primary_key=True),
+    sa.Column("thread_ts", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text),
+    sa.Column("muted_at", UtcTimestamp(), nullable=False),
+)
+
 # The consultation's fields, in model order: what every SELECT reads and every INSERT writes.
 CONSULTATION_COLUMNS = tuple(consultations.c[name] for name in COLUMNS)
+TURN_COLUMNS_IN_ORDER = tuple(turns.c[name] for name in TURN_COLUMNS)
