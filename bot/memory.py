@@ -1,0 +1,267 @@
+"""The team's memory: earlier consultations as links, and what a board shows around its recommendation.
+
+`view_for(consultation)` gathers a board's surroundings from the store: the team's choices and
+ratings, what a re-run changed, and up to three similar earlier consultations. A similar one is
+linked on the board only when every member of the board's conversation is also a member of the
+linked one's conversation; the ones only the uploader may see go to the uploader alone, ephemerally,
+once. Names are display names read with users.info and written as plain text: nobody is pinged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.access import Access
+from bot.blocks.kit import Rendered, clip, context, section
+from bot.board_view import BoardView, SimilarLink
+from bot.store import Consultation, ConsultationKind, ConsultationStatus, Stats, Store
+from bot.writer import best_effort
+from matrec.materials import CLASS_ORDER, PROFILES, MaterialClass
+
+log = logging.getLogger(__name__)
+
+SIMILAR_LIMIT = 3  # similar earlier consultations linked from one new one
+NAME_TTL_S = 3600.0  # how long a display name is reused before users.info is asked again
+PART_CHARS = 80  # a linked consultation's part description, at most
+SEARCH_TEXT_CHARS = 2_000  # of a consultation's own text, used to find similar ones
+SOMEONE = "someone"  # who, when Slack cannot name the person (or nobody asked)
+PRIVATE_LINKS_INTRO = (
+    "Similar earlier consultations, shown only to you: not everyone in this conversation can open them."
+)
+
+
+class Memory:
+    """Board surroundings from the store, and earlier consultations as `SimilarLink`s."""
+
+    def __init__(
+        self,
+        store: Store,
+        access: Access,
+        client: AsyncWebClient,
+        *,
+        bot_user_id: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._access = access
+        self._client = client
+        self._bot_user_id = bot_user_id
+        self._clock = clock
+        self._names: dict[str, tuple[float, str]] = {}
+        self._shared: set[str] = set()  # consultations whose private links went out from here
+
+    async def view_for(self, consultation: Consultation, *, share_private: bool = True) -> BoardView:
+        """The board's surroundings; the first call for an upload also sends its private links.
+
+        Re-renders after a click pass `share_private=False`: the uploader got those links already.
+        """
+        feedback = await self._store.feedback(consultation.id)
+        ratings = (
+            sum(1 for f in feedback if f.rating == "helpful"),
+            sum(1 for f in feedback if f.rating == "not_helpful"),
+        )
+        on_board: list[SimilarLink] = []
+        if consultation.kind is ConsultationKind.UPLOAD:
+            on_board, private = await self.similar_for(consultation)
+            if private and share_private and consultation.parent_id is None:  # not again for each split
+                await self._share_privately(consultation, private)
+        previous = None
+        if consultation.parent_id is not None and consultation.kind is not ConsultationKind.UPLOAD:
+            parent = await self._store.get(consultation.parent_id)
+            previous = parent.recommendation if parent is not None else None
+        return BoardView(
+            consultation_id=consultation.id,
+            photos=len(consultation.files) or (1 if consultation.file_id else 0),
+            kind=consultation.kind.value,
+            changes=tuple(consultation.requirements),
+            previous=previous,
+            choices=await self._store.choices(consultation.id),
+            ratings=ratings,
+            similar=tuple(on_board),
+        )
+
+    async def similar_for(self, consultation: Consultation) -> tuple[list[SimilarLink], list[SimilarLink]]:
+        """Up to three similar earlier consultations: (for the board, for the uploader alone).
+
+        For the board: every member of this conversation is in the linked one's conversation. For
+        the uploader: the uploader is, but someone here is not. Its own thread's are left out.
+        """
+        text = search_text(consultation)
+        if not text:
+            return [], []
+        channels = await self._store.channels()
+        viewers = await self.viewers(consultation.channel)
+        shared = await self._everyone_sees(viewers, channels)
+        mine = await self._access.visible_channels(consultation.user_id, channels) if consultation.user_id else set()
+        thread = await self._store.for_thread(consultation.channel, consultation.thread_ts)
+        exclude = {consultation.id, *(other.id for other in thread)}
+        found = await self._store.similar(text, channels=shared | mine, exclude_ids=exclude, limit=SIMILAR_LIMIT)
+        links = await self.links(found)
+        on_board = [link for link, c in zip(links, found, strict=True) if c.channel in shared]
+        private = [link for link, c in zip(links, found, strict=True) if c.channel not in shared]
+        return on_board, private
+
+    async def viewers(self, channel: str) -> frozenset[str]:
+        """The people in `channel` (the bot left out)."""
+        return await self._access.members(channel) - {self._bot_user_id}
+
+    async def links(self, consultations: Sequence[Consultation]) -> list[SimilarLink]:
+        """Each consultation as a link: who, when, which part, what came of it, its board's permalink."""
+        return list(await asyncio.gather(*(self.link(c) for c in consultations)))
+
+    async def link(self, consultation: Consultation) -> SimilarLink:
+        """One consultation as a `SimilarLink`."""
+        choices = await self._store.choices(consultation.id)
+        return SimilarLink(
+            who=await self.name(consultation.user_id),
+            when=consultation.created_at.date(),
+            part=part_of(consultation),
+            outcome=outcome_of(consultation, choices),
+            link=await self.permalink(consultation.channel, consultation.board_ts or consultation.message_ts),
+        )
+
+    async def name(self, user_id: str | None) -> str:
+        """A person's display name (users.info, remembered for an hour); never a mention."""
+        if not user_id:
+            return SOMEONE
+        cached = self._names.get(user_id)
+        if cached is not None and self._clock() - cached[0] <= NAME_TTL_S:
+            return cached[1]
+        response = await best_effort(self._client.users_info(user=user_id), f"users.info {user_id}")
+        if response is None:
+            return SOMEONE
+        user = response.get("user") or {}
+        profile = user.get("profile") or {}
+        name = str(profile.get("display_name") or profile.get("real_name") or user.get("name") or SOMEONE)
+        self._names[user_id] = (self._clock(), name)
+        return name
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """The message's permalink, or None when Slack cannot give one."""
+        call = self._client.chat_getPermalink(channel=channel, message_ts=ts)
+        response = await best_effort(call, f"permalink of {channel}/{ts}", level=logging.INFO)
+        permalink = response.get("permalink") if response is not None else None
+        return str(permalink) if permalink else None
+
+    async def _everyone_sees(self, viewers: Iterable[str], channels: Iterable[str]) -> set[str]:
+        wanted = list(channels)
+        people = frozenset(viewers)
+        seen = await asyncio.gather(*(self._access.can_see_all(people, channel) for channel in wanted))
+        return {channel for channel, ok in zip(wanted, seen, strict=True) if ok}
+
+    async def _share_privately(self, consultation: Consultation, private: Sequence[SimilarLink]) -> None:
+        """Post the links only the uploader may open, to the uploader, once per consultation."""
+        if consultation.user_id is None or consultation.id in self._shared:
+            return
+        self._shared.add(consultation.id)
+        # The store's dedupe keys make it once across restarts and replicas too.
+        if not await self._store.claim(None, consultation.channel, f"{consultation.id}:similar"):
+            return
+        rendered = private_links(private)
+        call = self._client.chat_postEphemeral(
+            channel=consultation.channel,
+            user=consultation.user_id,
+            thread_ts=consultation.thread_ts,
+            text=rendered.text,
+            blocks=rendered.blocks,
+        )
+        await best_effort(call, f"could not send private similar links in {consultation.channel}")
+
+
+def search_text(consultation: Consultation) -> str:
+    """What a consultation is about, as words to look for in earlier ones."""
+    rec = consultation.recommendation
+    pieces = [consultation.part_text, rec.part if rec else "", consultation.context]
+    return " ".join(" ".join(p for p in pieces if p).split())[:SEARCH_TEXT_CHARS]
+
+
+def part_of(consultation: Consultation) -> str:
+    """A short description of the consultation's part (raw text: renderers escape it)."""
+    rec = consultation.recommendation
+    for candidate in (consultation.part_text, rec.part if rec else "", consultation.file_name, consultation.context):
+        if candidate and candidate.strip():
+            text = " ".join(candidate.split())
+            return text if len(text) <= PART_CHARS else text[: PART_CHARS - 1].rstrip() + "…"
+    return "a part"
+
+
+def team_choice(choices: Mapping[MaterialClass, int], best: MaterialClass | None = None) -> MaterialClass | None:
+    """The class most people chose; a tie goes to matrec's best if it is among them, else class order."""
+    if not choices or max(choices.values()) <= 0:
+        return None
+    top = max(choices.values())
+    tied = [c for c in CLASS_ORDER if choices.get(c, 0) == top]
+    return best if best in tied else tied[0]
+
+
+def outcome_of(consultation: Consultation, choices: Mapping[MaterialClass, int]) -> str:
+    """What came of a consultation: the team's choice if any, else matrec's recommendation."""
+    rec = consultation.recommendation
+    chosen = team_choice(choices, rec.best if rec else None)
+    if chosen is not None:
+        return f"the team chose {label(chosen)}"
+    if rec is not None:
+        return f"matrec recommended {label(rec.best)}"
+    if consultation.status in (ConsultationStatus.RECEIVED, ConsultationStatus.RUNNING):
+        return "still being analysed"
+    return "no recommendation"
+
+
+def label(material: MaterialClass) -> str:
+    """A class's name inside a sentence ("polymer")."""
+    return PROFILES[material].label.lower()
+
+
+def link_line(link: SimilarLink) -> str:
+    """One earlier consultation as a mrkdwn line: escaped, linked when a permalink is known."""
+    when = f"{link.when.day} {link.when:%b %Y}"
+    words = f"{clip(link.who, 60)} looked at {clip(link.part, PART_CHARS)} on {when}"
+    linked = f"<{link.link}|{words}>" if link.link else words
+    return f"{linked}; {clip(link.outcome, 80)}"
+
+
+def private_links(links: Sequence[SimilarLink]) -> Rendered:
+    """The ephemeral message with the similar consultations only the uploader may open."""
+    lines = "\n".join(f"• {link_line(link)}" for link in links)
+    return Rendered(
+        text=PRIVATE_LINKS_INTRO,
+        blocks=[context(PRIVATE_LINKS_INTRO), section(lines)],
+    )
+
+
+def link_lines(links: Sequence[SimilarLink]) -> list[str]:
+    """Earlier consultations as bullet lines (mrkdwn)."""
+    return [f"• {link_line(link)}" for link in links]
+
+
+def stats_lines(stats: Stats) -> list[str]:
+    """Statistics as short mrkdwn lines: per week, class distribution, how often the team agreed."""
+    if stats.total == 0:
+        return ["No consultations in these weeks yet."]
+    weeks = " · ".join(f"{monday.day} {monday:%b}: {count}" for monday, count in stats.per_week)
+    lines = [
+        f"*{stats.total}* consultations in the last {len(stats.per_week)} weeks",
+        f"Per week (from Monday): {weeks}",
+    ]
+    if stats.best:
+        lines.append("Recommended: " + _distribution(stats.best))
+    if stats.chosen:
+        lines.append("The team chose: " + _distribution(stats.chosen))
+    if stats.with_choice:
+        share = round(100 * stats.agreed / stats.with_choice)
+        lines.append(
+            f"The team chose what matrec recommended in {stats.agreed} of {stats.with_choice} "
+            f"consultations with a choice ({share}%)"
+        )
+    else:
+        lines.append("Nobody has recorded what the team chose yet.")
+    return lines
+
+
+def _distribution(counts: Mapping[MaterialClass, int]) -> str:
+    return " · ".join(f"{PROFILES[c].label} {counts[c]}" for c in CLASS_ORDER if counts.get(c))
