@@ -24,14 +24,16 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
 from aiohttp import web
 
+from emulators.slack_delivery import AppDelivery
+from emulators.slack_directory import Directory
 from emulators.slack_events import EventFactory, rich_text_blocks
 from emulators.slack_faults import STALL_S, TransportFault, TransportFaults
-from emulators.slack_files import FileDownload, FileHost, HostedFile
+from emulators.slack_files import FileDownload, FileHost, HostedFile, UploadedFile
 from emulators.slack_foreign import ForeignHost, ForeignRequest
 from emulators.slack_http import HttpDelivery, post_signed, url_verification_body
 from emulators.slack_identity import (
@@ -41,13 +43,15 @@ from emulators.slack_identity import (
     AppIdentity,
     JsonDict,
 )
+from emulators.slack_interactive import ResponseUrls, Triggers
 from emulators.slack_loopback import LoopbackServer
-from emulators.slack_methods import STREAM_IDLE_EXPIRY_S, WebMethods, WebOptions
+from emulators.slack_methods import STREAM_IDLE_EXPIRY_S, WebMethods, WebOptions, expire_stream
 from emulators.slack_ratelimit import RateLimits
 from emulators.slack_signal import StateSignal
 from emulators.slack_socket import SOCKET_PATH, Ack, Delivery, SocketConnection, SocketModeServer
+from emulators.slack_views import Views
 from emulators.slack_web import ApiCall, WebApi
-from emulators.slack_workspace import Channel, Message, MessageVersion, User, Workspace
+from emulators.slack_workspace import Channel, Message, MessageVersion, StreamState, User, Workspace
 
 __all__ = [
     "Ack",
@@ -63,7 +67,9 @@ __all__ = [
     "MessageVersion",
     "SlackEmulator",
     "SocketConnection",
+    "StreamState",
     "TransportFault",
+    "UploadedFile",
     "User",
 ]
 
@@ -117,11 +123,29 @@ class SlackEmulator:
             self.options,
             self._echo,
         )
-        self.web = WebApi(self.identity, methods.specs(), self.limits, self.faults, self.signal)
+        self.triggers = Triggers()
+        self.response_urls = ResponseUrls(
+            self.identity, self.workspace, self.signal, lambda: self.base_url, methods.post_as_bot
+        )
+        self.views = Views(self.identity, self.workspace, self.triggers, self.signal)
+        self.directory = Directory(self.identity, self.workspace)
+        specs = {**methods.specs(), **self.views.specs(), **self.directory.specs()}
+        self.web = WebApi(self.identity, specs, self.limits, self.faults, self.signal)
+        self.delivery = AppDelivery(
+            self.identity,
+            self.workspace,
+            self.events,
+            self.socket,
+            self.triggers,
+            self.response_urls,
+            self.views,
+            WAIT_TIMEOUT_S,
+        )
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self.web.handle)
         app.router.add_get(SOCKET_PATH, self.socket.handle)
         app.router.add_routes(self.files.routes())
+        app.router.add_routes(self.response_urls.routes())
         self._server = LoopbackServer(app)
         self._echo_tasks: set[asyncio.Task[str]] = set()
         self.workspace.add_user(bot_user_id, self.identity.bot_user_name, is_bot=True, bot_id=bot_id)
@@ -210,6 +234,20 @@ class SlackEmulator:
             Channel(id=channel_id, name=channel_id, is_im=True, members=[user, self.bot_user_id])
         )
 
+    def add_mpim(self, users: Sequence[str], *, channel_id: str | None = None) -> Channel:
+        """Add a group DM (mpim) between `users` and the bot; events there carry channel_type "mpim"."""
+        members = list(dict.fromkeys([*users, self.bot_user_id]))
+        names = [self.workspace.users[m].name for m in members]
+        return self.workspace.add_channel(
+            Channel(
+                id=channel_id or "C" + secrets.token_hex(5).upper(),
+                name="mpdm-" + "--".join(names) + "-1",
+                is_private=True,
+                is_mpim=True,
+                members=members,
+            )
+        )
+
     def message(self, channel: str, ts: str) -> Message:
         """The stored message at `ts` (deleted ones too: see `.deleted`); KeyError if none."""
         return self.workspace.channel(channel).messages[ts]
@@ -288,10 +326,36 @@ class SlackEmulator:
         """Transport faults inflicted so far, by method (counted when the call arrives)."""
         return self.faults.served
 
+    def use_slack_rate_limits(self, *, burst: int | None = None) -> None:
+        """Limit every method by Slack's documented tier (Tier 2: 20/min, 3: 50/min, 4: 100/min...).
+
+        Off by default so tests only meet limits they ask for; `burst` (default: a minute's worth)
+        is how many calls pass at once before the per-minute refill applies.
+        """
+        self.limits.use_slack_tiers(burst=burst)
+
     def enable_streaming(self, enabled: bool = True, *, idle_expiry_s: float = STREAM_IDLE_EXPIRY_S) -> None:
         """Let chat.startStream/appendStream/stopStream work (default: they answer feature_disabled)."""
         self.options.streaming_enabled = enabled
         self.options.stream_idle_expiry_s = idle_expiry_s
+
+    def stream_state(self, channel: str, ts: str) -> StreamState:
+        """Where a streamed message stands: streaming, stopped or expired, its text and append count."""
+        message = self.message(channel, ts)
+        assert message.stream_status is not None, f"{ts} was not started with chat.startStream"
+        return StreamState(
+            message.stream_status, message.text, message.stream_appends, list(message.stream_chunks), message.blocks
+        )
+
+    def expire_streams(self) -> int:
+        """Expire every open stream now, as ~30 s of idleness would; returns how many were open."""
+        open_streams = [
+            m for c in self.workspace.channels.values() for m in c.messages.values() if m.stream_status == "streaming"
+        ]
+        for message in open_streams:
+            expire_stream(message)
+        self.signal.changed()
+        return len(open_streams)
 
     # --- files ---------------------------------------------------------------------------------
 
@@ -328,6 +392,13 @@ class SlackEmulator:
     def file_object(self, file_id: str) -> JsonDict:
         """The full file object (what files.info returns)."""
         return self.files.full_object(file_id)
+
+    def uploaded_files(self, channel: str | None = None) -> list[UploadedFile]:
+        """What the app uploaded (files upload v2), in order; only those shared in `channel` if given."""
+        if channel is None:
+            return list(self.files.uploads)
+        resolved = self.workspace.channel(channel).id
+        return [u for u in self.files.uploads if u.channel == resolved]
 
     @property
     def downloads(self) -> list[FileDownload]:
@@ -460,9 +531,12 @@ class SlackEmulator:
         )
 
     async def wait_for_ack(self, envelope_id: str, timeout_s: float = WAIT_TIMEOUT_S) -> Ack:
-        """Wait until the app acks this envelope; returns the ack."""
-        await self.wait_until(lambda: envelope_id in self.socket.acks, timeout_s, f"ack of {envelope_id}")
-        return self.socket.acks[envelope_id]
+        """Wait until the app acks this envelope (or answered this HTTP delivery with 200); returns the ack."""
+        http = self.delivery.http_acks
+        await self.wait_until(
+            lambda: envelope_id in self.socket.acks or envelope_id in http, timeout_s, f"ack of {envelope_id}"
+        )
+        return self.socket.acks.get(envelope_id) or http[envelope_id]
 
     async def wait_for_socket_connection(self, timeout_s: float = WAIT_TIMEOUT_S) -> SocketConnection:
         """Wait until a socket is open; returns the newest."""
@@ -492,7 +566,80 @@ class SlackEmulator:
         """Every socket ever opened (check `.is_open`)."""
         return self.socket.connections
 
+    # --- people interacting ----------------------------------------------------------------------
+
+    async def click(
+        self,
+        user: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        *,
+        value: str | None = None,
+        selected: str | None = None,
+    ) -> str:
+        """`user` presses the button `action_id` (the one with `value`, if several share the id) or
+        picks option `selected` of a select, in a message the bot posted (or an ephemeral one it sent
+        them); delivers the `block_actions` payload built from the message's blocks (AssertionError
+        if the element is not there). Returns the envelope id (Socket Mode) or delivery id (HTTP)."""
+        return await self.delivery.click(user, channel, message_ts, action_id, value=value, selected=selected)
+
+    async def slash_command(self, user: str, channel: str, text: str, *, command: str = "/matrec") -> str:
+        """`user` runs `command text` in `channel`; the ack body and response_url posts land in `responses`."""
+        return await self.delivery.slash_command(user, channel, text, command)
+
+    async def open_home(self, user: str) -> str:
+        """`user` opens the app's Home tab: delivers `app_home_opened` (with their published view, if any)."""
+        return await self.delivery.open_home(user)
+
+    def responses(self, user: str | None = None) -> list[JsonDict]:
+        """Slash command acks and response_url posts, in order; with `user`, those that person can see
+        (`visible_to` is them, or None for an in_channel one in a conversation they are in)."""
+        found = [r.to_dict() for r in self.response_urls.responses]
+        if user is None:
+            return found
+        return [
+            r
+            for r in found
+            if r["visible_to"] == user
+            or (r["visible_to"] is None and user in self.workspace.channel(r["channel"]).members)
+        ]
+
+    def home_view(self, user: str) -> JsonDict | None:
+        """The App Home view views.publish last stored for `user`."""
+        stored = self.views.homes.get(user)
+        return stored.view if stored is not None else None
+
+    def opened_views(self, user: str) -> list[JsonDict]:
+        """Every modal views.open opened for `user` (as last updated), oldest first."""
+        return self.views.opened(user)
+
+    def expire_triggers(self) -> None:
+        """Age every trigger_id past Slack's 3 s, so views.open answers expired_trigger_id."""
+        self.triggers.expire_all()
+
     # --- HTTP mode -----------------------------------------------------------------------------
+
+    def set_http_target(
+        self,
+        *,
+        signing_secret: str,
+        events_url: str,
+        interactivity_url: str | None = None,
+        command_url: str | None = None,
+    ) -> None:
+        """Deliver clicks, slash commands and Home opens as signed POSTs to these request URLs
+        (left-out ones default to `events_url`, where Bolt serves all three) instead of the socket."""
+        self.delivery.use_http(
+            signing_secret=signing_secret,
+            events_url=events_url,
+            interactivity_url=interactivity_url,
+            command_url=command_url,
+        )
+
+    def use_socket_mode(self) -> None:
+        """Deliver clicks, slash commands and Home opens over Socket Mode again (the default)."""
+        self.delivery.use_socket_mode()
 
     async def post_signed(
         self,

@@ -72,11 +72,11 @@ def check_message(
             raise ApiError("invalid_blocks", errors=errors, response_metadata={"messages": messages})
 
 
-def block_errors(blocks: list[JsonDict]) -> list[str]:
+def block_errors(blocks: list[JsonDict], *, max_blocks: int = MAX_BLOCKS_PER_MESSAGE) -> list[str]:
     """Slack-style error strings (with json-pointers) for every limit these blocks break."""
     errors: list[str] = []
-    if len(blocks) > MAX_BLOCKS_PER_MESSAGE:
-        errors.append(f"must be less than {MAX_BLOCKS_PER_MESSAGE + 1} items [json-pointer:/blocks]")
+    if len(blocks) > max_blocks:
+        errors.append(f"must be less than {max_blocks + 1} items [json-pointer:/blocks]")
     markdown_total = 0
     for i, block in enumerate(blocks):
         where = f"/blocks/{i}"

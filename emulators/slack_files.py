@@ -54,6 +54,21 @@ class HostedFile:
 
 
 @dataclass(frozen=True)
+class UploadedFile:
+    """A file the app uploaded (files upload v2) and where it shared it (`channel` None: not shared)."""
+
+    id: str
+    name: str
+    title: str
+    alt_txt: str | None
+    content: bytes
+    channel: str | None
+    thread_ts: str | None
+    message_ts: str | None
+    initial_comment: str | None
+
+
+@dataclass(frozen=True)
 class FileDownload:
     """One GET of a private file URL: host, whether a (valid) token came, the answer, `at` (monotonic s)."""
 
@@ -76,6 +91,7 @@ class FileHost:
         self._base_url = base_url
         self.files: dict[str, HostedFile] = {}
         self.downloads: list[FileDownload] = []
+        self.uploads: list[UploadedFile] = []
         self._pending_uploads: dict[str, str] = {}  # upload ticket -> file id
 
     def routes(self) -> list[web.RouteDef]:
@@ -146,7 +162,7 @@ class FileHost:
             "has_rich_preview": False,
             "file_access": "visible",
             "channels": [c for c, kind in f.channels.items() if kind == "channel"],
-            "groups": [c for c, kind in f.channels.items() if kind == "group"],
+            "groups": [c for c, kind in f.channels.items() if kind in ("group", "mpim")],
             "ims": [c for c, kind in f.channels.items() if kind == "im"],
             "comments_count": 0,
         }

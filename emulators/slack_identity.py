@@ -10,13 +10,19 @@ JsonDict = dict[str, Any]
 TEST_BOT_TOKEN = "xoxb-test"
 TEST_APP_TOKEN = "xapp-test"
 
-# The bot scopes of this project's manifest (see shared SLACK.md); note there is no channels:read.
+# The bot scopes of this project's manifest: the conversations' read scopes serve membership checks
+# (conversations.members, users.conversations), mpim:* the group DMs, commands the slash command.
 DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
     {
         "app_mentions:read",
         "channels:history",
         "groups:history",
         "im:history",
+        "mpim:history",
+        "channels:read",
+        "groups:read",
+        "im:read",
+        "mpim:read",
         "chat:write",
         "files:read",
         "files:write",

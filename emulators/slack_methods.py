@@ -15,15 +15,17 @@ from emulators.slack_blocks import (
     check_message,
     parse_blocks,
 )
+from emulators.slack_directory import READ_SCOPES
 from emulators.slack_errors import ApiError
 from emulators.slack_events import EventFactory
-from emulators.slack_files import FileHost
+from emulators.slack_files import FileHost, UploadedFile
 from emulators.slack_identity import AppIdentity, JsonDict
 from emulators.slack_socket import SocketModeServer
 from emulators.slack_web import ApiRequest, MethodSpec
 from emulators.slack_workspace import Channel, Message, Workspace
 
 STREAM_IDLE_EXPIRY_S = 30.0
+ALT_TXT_MAX_CHARS = 1_000
 _REACTION_NAME = re.compile(r"[a-z0-9_+'\-]+(::skin-tone-[2-6])?")
 _NO_CURSOR: JsonDict = {"next_cursor": ""}
 
@@ -34,6 +36,11 @@ class WebOptions:
 
     streaming_enabled: bool = False
     stream_idle_expiry_s: float = STREAM_IDLE_EXPIRY_S
+
+
+def expire_stream(message: Message) -> None:
+    """End a stream that sat idle too long: later appends answer message_not_in_streaming_state."""
+    message.streaming, message.stream_status = False, "expired"
 
 
 class WebMethods:
@@ -123,6 +130,8 @@ class WebMethods:
             raise ApiError("no_text")
         check_message(text, blocks, text_max_chars=UPDATE_TEXT_MAX_CHARS, require_content=False)
         previous = self.workspace.render(message)
+        if message.stream_status == "streaming":
+            message.stream_status = "stopped"  # an update ends a stream; an expired one stays expired
         message.streaming = False
         self.workspace.edit(message, text=text, blocks=blocks)
         current = self.workspace.render(message)
@@ -177,8 +186,9 @@ class WebMethods:
                     "messages": ["[ERROR] recipient_team_id and recipient_user_id are required in channels"]
                 },
             )
+        _stream_content(req)  # refuse an oversized first chunk before anything is posted
         message = self._store_bot_message(channel, "", None, thread_ts)
-        message.streaming = True
+        message.streaming, message.stream_status = True, "streaming"
         self._append_stream(message, req)
         return {"channel": channel.id, "ts": message.ts}
 
@@ -187,18 +197,20 @@ class WebMethods:
         self._require_streaming()
         message = self._streaming_message(req)
         self._append_stream(message, req)
+        message.stream_appends += 1
         return {"channel": message.channel, "ts": message.ts}
 
     async def chat_stop_stream(self, req: ApiRequest) -> JsonDict:
         """chat.stopStream: final text/chunks/blocks, then the message leaves streaming state."""
         self._require_streaming()
         message = self._streaming_message(req)
-        self._append_stream(message, req)
         blocks = parse_blocks(req.params.get("blocks"))
         if blocks is not None:
             check_message(None, blocks, text_max_chars=POST_TEXT_MAX_CHARS, require_content=False)
+        self._append_stream(message, req)
+        if blocks is not None:
             self.workspace.edit(message, text=None, blocks=(message.blocks or []) + blocks)
-        message.streaming = False
+        message.streaming, message.stream_status = False, "stopped"
         self.workspace.signal.changed()
         return {"channel": message.channel, "ts": message.ts, "message": self.workspace.render(message)}
 
@@ -223,11 +235,14 @@ class WebMethods:
         }
 
     async def files_upload_url(self, req: ApiRequest) -> JsonDict:
-        """files.getUploadURLExternal (step 1 of files_upload_v2)."""
-        req.required("length")
-        file_id, url = self.files.begin_upload(
-            req.required("filename"), req.optional("alt_txt"), self.identity.bot_user_id
-        )
+        """files.getUploadURLExternal (step 1 of files_upload_v2): a file id and where to POST the bytes."""
+        length = req.required("length")
+        if not length.isdigit() or int(length) < 1:
+            raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] invalid length"]})
+        alt_txt = req.optional("alt_txt")
+        if alt_txt is not None and len(alt_txt) > ALT_TXT_MAX_CHARS:
+            raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] alt_txt is too long"]})
+        file_id, url = self.files.begin_upload(req.required("filename"), alt_txt, self.identity.bot_user_id)
         return {"upload_url": url, "file_id": file_id}
 
     async def files_complete(self, req: ApiRequest) -> JsonDict:
@@ -236,18 +251,17 @@ class WebMethods:
             entries = json.loads(req.required("files"))
         except json.JSONDecodeError:
             entries = None
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
             raise ApiError("invalid_arguments")
         hosted = [self.files.lookup(str(e.get("id"))) for e in entries]
         for f, entry in zip(hosted, entries, strict=True):
             f.title = str(entry.get("title") or f.name)
         targets = [c for c in [req.optional("channel_id"), *(req.optional("channels") or "").split(",")] if c]
-        for ref in targets:
-            channel = self._member_channel(ref)
+        channels = [self._member_channel(ref) for ref in targets]  # all checked before anything is shared
+        thread_ts, comment = req.optional("thread_ts"), req.optional("initial_comment")
+        for channel in channels:
             objects = [self.files.full_object(f.id) for f in hosted]
-            message = self._store_bot_message(
-                channel, req.optional("initial_comment") or "", None, req.optional("thread_ts"), files=objects
-            )
+            message = self._store_bot_message(channel, comment or "", None, thread_ts, files=objects)
             for f in hosted:
                 self.files.record_share(
                     f.id,
@@ -256,11 +270,27 @@ class WebMethods:
                     ts=message.ts,
                     thread_ts=message.thread_ts,
                 )
+                self.files.uploads.append(
+                    UploadedFile(
+                        f.id, f.name, f.title, f.alt_txt, f.content, channel.id, message.thread_ts, message.ts, comment
+                    )
+                )
+        if not channels:
+            self.files.uploads += [
+                UploadedFile(f.id, f.name, f.title, f.alt_txt, f.content, None, None, None, comment) for f in hosted
+            ]
+        self.workspace.signal.changed()
         return {"files": [self.files.full_object(f.id) for f in hosted]}
 
     async def conversations_info(self, req: ApiRequest) -> JsonDict:
-        """conversations.info (needs channels:read and friends, which this app's manifest lacks)."""
-        return {"channel": self.workspace.channel(req.required("channel")).to_dict(self.identity.bot_user_id)}
+        """conversations.info: needs the read scope of the conversation's type; private ones only from inside."""
+        channel = self.workspace.channel(req.required("channel"))
+        needed = READ_SCOPES[channel.channel_type]
+        if needed not in self.identity.scopes:
+            raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(self.identity.scopes)))
+        if not channel.is_public and self.identity.bot_user_id not in channel.members:
+            raise ApiError("channel_not_found")
+        return {"channel": channel.to_dict(self.identity.bot_user_id)}
 
     async def conversations_history(self, req: ApiRequest) -> JsonDict:
         """conversations.history, newest first, one page."""
@@ -294,6 +324,10 @@ class WebMethods:
             req.required("status")
         self.workspace.set_status(req.required("channel_id"), req.required("thread_ts"), str(status))
         return {}
+
+    def post_as_bot(self, channel: Channel, text: str, blocks: list[JsonDict] | None, thread_ts: str | None) -> Message:
+        """Store a message from the bot user (e.g. an in_channel response to a slash command)."""
+        return self._store_bot_message(channel, text, blocks, thread_ts)
 
     def _member_channel(self, ref: str) -> Channel:
         channel = self.workspace.channel(ref)
@@ -346,19 +380,26 @@ class WebMethods:
     def _streaming_message(self, req: ApiRequest) -> Message:
         message = self._own_message(req, "ts", refusal="cant_update_message")
         idle_s = time.monotonic() - message.last_stream_write
-        if not message.streaming or idle_s > self.options.stream_idle_expiry_s:
-            message.streaming = False
+        if message.stream_status == "streaming" and idle_s > self.options.stream_idle_expiry_s:
+            expire_stream(message)
+        if message.stream_status != "streaming":
             raise ApiError("message_not_in_streaming_state")
         return message
 
     def _append_stream(self, message: Message, req: ApiRequest) -> None:
-        chunks = req.params.get("chunks")
-        chunk_list = [c for c in chunks if isinstance(c, dict)] if isinstance(chunks, list) else []
-        markdown = req.optional("markdown_text") or ""
-        markdown += "".join(str(c.get("text", "")) for c in chunk_list if c.get("type") == "markdown_text")
-        if len(markdown) > MARKDOWN_BLOCK_MAX_CHARS:
-            raise ApiError("msg_too_long")
+        markdown, chunk_list = _stream_content(req)
         message.stream_chunks.extend(chunk_list)
         message.last_stream_write = time.monotonic()
         if markdown or chunk_list:
             self.workspace.edit(message, text=message.text + markdown, blocks=None)
+
+
+def _stream_content(req: ApiRequest) -> tuple[str, list[JsonDict]]:
+    """The markdown and chunks one streaming call adds; msg_too_long past 12,000 characters."""
+    chunks = req.params.get("chunks")
+    chunk_list = [c for c in chunks if isinstance(c, dict)] if isinstance(chunks, list) else []
+    markdown = req.optional("markdown_text") or ""
+    markdown += "".join(str(c.get("text", "")) for c in chunk_list if c.get("type") == "markdown_text")
+    if len(markdown) > MARKDOWN_BLOCK_MAX_CHARS:
+        raise ApiError("msg_too_long")
+    return markdown, chunk_list

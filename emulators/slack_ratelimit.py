@@ -8,6 +8,35 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 MIN_RETRY_AFTER_S = 1
+SECONDS_PER_MINUTE = 60.0
+
+# Slack's documented tiers: calls per minute per method per workspace ("+": short bursts pass).
+TIER_CALLS_PER_MINUTE = {1: 1, 2: 20, 3: 50, 4: 100}
+METHOD_TIERS: dict[str, int] = {
+    "auth.test": 4,  # Special in the docs; Tier 4 as a floor
+    "chat.update": 3,
+    "chat.delete": 3,
+    "chat.getPermalink": 4,
+    "chat.startStream": 2,
+    "chat.appendStream": 4,
+    "chat.stopStream": 2,
+    "reactions.add": 3,
+    "reactions.remove": 2,
+    "files.info": 4,
+    "files.getUploadURLExternal": 4,
+    "files.completeUploadExternal": 4,
+    "conversations.info": 3,
+    "conversations.history": 3,
+    "conversations.replies": 3,
+    "conversations.members": 4,
+    "users.conversations": 3,
+    "users.info": 4,
+    "views.open": 4,
+    "views.update": 4,
+    "views.publish": 4,
+}
+# chat.postMessage and chat.postEphemeral are "Special": about one message per second per channel.
+SPECIAL_PER_CHANNEL_PER_S = {"chat.postMessage": 1.0, "chat.postEphemeral": 1.0}
 
 
 @dataclass
@@ -51,6 +80,14 @@ class RateLimits:
         if per_s <= 0 or burst < 1:
             raise ValueError("per_s must be positive and burst at least 1")
         self._buckets[method] = _Bucket(per_s, burst, retry_after_s, per_channel)
+
+    def use_slack_tiers(self, *, burst: int | None = None) -> None:
+        """Limit every method as Slack's tiers do (per minute; `burst` calls at once, default a minute's worth)."""
+        for method, tier in METHOD_TIERS.items():
+            per_minute = TIER_CALLS_PER_MINUTE[tier]
+            self.limit(method, per_s=per_minute / SECONDS_PER_MINUTE, burst=burst or per_minute)
+        for method, per_s in SPECIAL_PER_CHANNEL_PER_S.items():
+            self.limit(method, per_s=per_s, burst=burst or 1, per_channel=True)
 
     def fail_next(self, method: str, count: int = 1, *, retry_after_s: int = MIN_RETRY_AFTER_S) -> None:
         """Answer the next `count` calls to `method` with 429 and this Retry-After."""

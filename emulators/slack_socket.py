@@ -8,6 +8,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -76,6 +77,7 @@ class SocketModeServer:
         self.deliveries: dict[str, Delivery] = {}
         self.acks: dict[str, Ack] = {}
         self.tickets_issued: list[str] = []
+        self.ack_listeners: list[Callable[[Delivery, Ack], None]] = []
         self._ids = itertools.count(1)
         self._accepting = True
 
@@ -133,9 +135,12 @@ class SocketModeServer:
         envelope_id = message.get("envelope_id")
         if isinstance(envelope_id, str) and envelope_id not in self.acks:
             payload = message.get("payload")
-            self.acks[envelope_id] = Ack(
-                envelope_id, payload if isinstance(payload, dict) else None, conn.id, time.monotonic()
-            )
+            ack = Ack(envelope_id, payload if isinstance(payload, dict) else None, conn.id, time.monotonic())
+            self.acks[envelope_id] = ack
+            delivery = self.deliveries.get(envelope_id)
+            if delivery is not None:
+                for listener in self.ack_listeners:
+                    listener(delivery, ack)
         self.signal.changed()
 
     async def send_envelope(
@@ -147,11 +152,12 @@ class SocketModeServer:
         retry_reason: str,
         accepts_response_payload: bool,
         timeout_s: float,
+        envelope_id: str | None = None,
     ) -> str:
         """Push one envelope to a random open socket (waiting for one); returns its envelope_id."""
         await self.signal.wait_until(lambda: bool(self.open_connections), timeout_s, "a Socket Mode connection")
         conn = self.rng.choice(self.open_connections)
-        envelope_id = str(uuid.uuid4())
+        envelope_id = envelope_id or str(uuid.uuid4())
         envelope: JsonDict = {
             "envelope_id": envelope_id,
             "payload": payload,

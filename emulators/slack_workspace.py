@@ -11,7 +11,8 @@ from emulators.slack_errors import ApiError
 from emulators.slack_identity import AppIdentity, JsonDict
 from emulators.slack_signal import StateSignal
 
-ChannelType = Literal["channel", "group", "im"]
+ChannelType = Literal["channel", "group", "im", "mpim"]
+StreamStatus = Literal["streaming", "stopped", "expired"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Message:
     edited: JsonDict | None = None
     deleted: bool = False
     streaming: bool = False
+    stream_status: StreamStatus | None = None
+    stream_appends: int = 0
     stream_chunks: list[JsonDict] = field(default_factory=list)
     last_stream_write: float = 0.0
 
@@ -56,14 +59,26 @@ class Message:
         return self.thread_ts is not None and self.thread_ts != self.ts
 
 
+@dataclass(frozen=True)
+class StreamState:
+    """A streamed message as a test sees it: whether it still streams, its text, how many appends."""
+
+    status: StreamStatus
+    text: str
+    appends: int
+    chunks: list[JsonDict]
+    blocks: list[JsonDict] | None
+
+
 @dataclass
 class Channel:
-    """A public channel, private channel (group) or DM, with its members and messages by ts."""
+    """A public channel, private channel (group), DM or group DM (mpim), with its members and messages by ts."""
 
     id: str
     name: str
     is_private: bool = False
     is_im: bool = False
+    is_mpim: bool = False
     members: list[str] = field(default_factory=list)
     created: int = 1700000000
     creator: str = "U1"
@@ -74,7 +89,14 @@ class Channel:
         """The `channel_type` Slack puts in message events."""
         if self.is_im:
             return "im"
+        if self.is_mpim:
+            return "mpim"
         return "group" if self.is_private else "channel"
+
+    @property
+    def is_public(self) -> bool:
+        """True for a public channel: anyone in the workspace may read it and list its members."""
+        return not (self.is_im or self.is_mpim or self.is_private)
 
     def to_dict(self, viewer: str) -> JsonDict:
         """The conversation object conversations.info returns, as seen by `viewer`."""
@@ -93,11 +115,11 @@ class Channel:
         return {
             "id": self.id,
             "name": self.name,
-            "is_channel": not self.is_private,
+            "is_channel": self.is_public,
             "is_group": False,
             "is_im": False,
-            "is_mpim": False,
-            "is_private": self.is_private,
+            "is_mpim": self.is_mpim,
+            "is_private": not self.is_public,
             "created": self.created,
             "is_archived": False,
             "is_general": self.name == "general",

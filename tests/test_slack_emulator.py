@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from emulators.slack import ForeignHost, LoopbackServer, SlackEmulator, TransportFault
+from emulators.slack_identity import DEFAULT_BOT_SCOPES
 
 GENERAL = "C0GENERAL"
 ALICE = "U1"
@@ -260,9 +261,16 @@ async def test_streaming_is_feature_disabled_until_enabled(slack: SlackEmulator,
 
 async def test_users_and_conversations_can_be_looked_up(client: AsyncWebClient) -> None:
     user = await client.users_info(user=ALICE)
-    missing_scope = await api_error(client.conversations_info(channel=GENERAL))
+    channel = await client.conversations_info(channel=GENERAL)
     assert user["user"]["name"] == "alice"
-    assert missing_scope.response["error"] == "missing_scope"  # the manifest has no channels:read
+    assert (channel["channel"]["name"], channel["channel"]["is_member"]) == ("general", True)
+
+
+async def test_a_conversation_look_up_without_its_read_scope_is_missing_scope() -> None:
+    async with SlackEmulator(scopes=DEFAULT_BOT_SCOPES - {"channels:read"}) as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        missing_scope = await api_error(client.conversations_info(channel=GENERAL))
+    assert (missing_scope.response["error"], missing_scope.response["needed"]) == ("missing_scope", "channels:read")
 
 
 # --- rate limits ----------------------------------------------------------------------------------
