@@ -1,0 +1,199 @@
+"""The answer writer over the Slack emulator: streamed natively in batches, or posted and updated
+where streaming is refused or expires, always complete, escaped and split within Slack's limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.escape import escape
+from bot.streaming import Allowance, AnswerWriter, StreamLimits, sendable, split_point
+from emulators.slack import SlackEmulator
+from emulators.slack_workspace import Message
+
+GENERAL, ALICE, TEAM = "C0GENERAL", "U1", "T0TEST"
+WAIT_S = 15.0
+BUTTON = {
+    "type": "actions",
+    "elements": [{"type": "button", "action_id": "matrec_rerun_with", "value": "t1", "text": {"type": "plain_text", "text": "Re-run"}}],
+}  # fmt: skip
+ANSWER = "PA66-GF30 keeps **85 MPa** at 80 °C; polypropylene creeps under a 20 kg pump. " * 6
+
+
+@pytest.fixture
+async def client(slack: SlackEmulator) -> AsyncIterator[AsyncWebClient]:
+    yield AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+
+
+@pytest.fixture
+def question(slack: SlackEmulator) -> str:
+    """The ts of a question in GENERAL: the answer threads under it."""
+    return str(slack.user_message(GENERAL, ALICE, "Which polymer would work?")["ts"])
+
+
+def writer(client: AsyncWebClient, thread_ts: str, limits: StreamLimits | None = None) -> AnswerWriter:
+    return AnswerWriter(
+        client,
+        channel=GENERAL,
+        thread_ts=thread_ts,
+        recipient_user_id=ALICE,
+        recipient_team_id=TEAM,
+        limits=limits or StreamLimits(flush_interval_s=0.1, fallback_interval_s=0.1),
+    )
+
+
+def shown(message: Message) -> str:
+    """What a person reads as the answer: the markdown block if there is one, else the streamed text."""
+    markdown = [b["text"] for b in message.blocks or [] if b.get("type") == "markdown"]
+    return "".join(markdown) if markdown else message.text
+
+
+def answers(slack: SlackEmulator, thread_ts: str) -> list[Message]:
+    return [m for m in slack.thread(GENERAL, thread_ts) if m.bot_id]
+
+
+async def model(answer: AnswerWriter, text: str, *, pieces: int = 60, pause_s: float = 0.01) -> int:
+    """Feed `text` as a model would: many small deltas over time. Returns how many."""
+    size = max(len(text) // pieces, 1)
+    deltas = [text[i : i + size] for i in range(0, len(text), size)]
+    for delta in deltas:
+        answer.write(delta)
+        await asyncio.sleep(pause_s)
+    return len(deltas)
+
+
+async def test_an_answer_is_streamed_in_batches_and_stopped_with_its_buttons(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    answer = writer(client, question)
+    deltas = await model(answer, ANSWER)
+    (ts,) = await answer.finish(blocks=[BUTTON])
+    assert [len(slack.calls_to(m)) for m in ("chat.startStream", "chat.stopStream")] == [1, 1]
+    appends = len(slack.calls_to("chat.appendStream"))
+    assert 1 <= appends < deltas / 3
+    assert slack.calls_to("chat.startStream")[0].params["recipient_user_id"] == ALICE
+    (message,) = answers(slack, question)
+    assert message.ts == ts and shown(message) == escape(ANSWER)
+    assert message.blocks == [BUTTON]
+    assert not message.streaming and answer.streamed
+    assert slack.calls_to("chat.update") == []
+
+
+async def test_the_first_text_starts_the_stream_at_once(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    answer = writer(client, question, StreamLimits(flush_interval_s=30))
+    answer.write("Short answer: ")
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.startStream")), WAIT_S, what="the stream's start")
+    answer.write("metal.")
+    await answer.finish()
+    assert "".join(m.text for m in answers(slack, question)) == "Short answer: metal."
+
+
+async def test_model_text_can_never_ping_or_link(slack: SlackEmulator, client: AsyncWebClient, question: str) -> None:
+    slack.enable_streaming()
+    answer = writer(client, question)
+    for delta in ["Ask <@U2> or <!chan", "nel>, @ev", "ery", "one and @he", "re: <https://evil.example|docs> & more"]:
+        answer.write(delta)
+        await asyncio.sleep(0.12)
+    await answer.finish()
+    text = "".join(shown(m) for m in answers(slack, question))
+    assert "<" not in text and ">" not in text.replace("&gt;", "")
+    assert "@\u2060everyone" in text and "@\u2060here" in text and "@everyone" not in text
+
+
+async def test_where_streaming_is_disabled_the_answer_is_posted_and_updated(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    answer = writer(client, question)  # the emulator answers feature_disabled until enabled
+    await model(answer, ANSWER)
+    await answer.finish(blocks=[BUTTON])
+    (message,) = answers(slack, question)
+    assert shown(message) == escape(ANSWER) and message.blocks is not None and message.blocks[-1] == BUTTON
+    assert len(slack.calls_to("chat.postMessage")) == 1 and not answer.streamed
+    assert 1 <= len(slack.calls_to("chat.update")) < 60
+
+
+async def test_a_stream_that_expires_mid_answer_is_finished_by_updates(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming(idle_expiry_s=0.3)
+    answer = writer(client, question)
+    answer.write("The first half of the answer. ")
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.startStream")), WAIT_S, what="the stream's start")
+    await asyncio.sleep(0.5)  # the model pauses longer than the stream may idle
+    answer.write("The second half.")
+    await answer.finish(blocks=[BUTTON])
+    (message,) = answers(slack, question)
+    assert shown(message) == "The first half of the answer. The second half."
+    assert message.blocks is not None and message.blocks[-1] == BUTTON
+    assert slack.calls_to("chat.update")[0].params["ts"] == message.ts
+
+
+async def test_a_stop_on_an_expired_stream_lands_by_update(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming(idle_expiry_s=0.3)
+    answer = writer(client, question)
+    answer.write("All of the answer.")
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.startStream")), WAIT_S, what="the stream's start")
+    await asyncio.sleep(0.5)  # e.g. the model writes its tool call after the text
+    await answer.finish(blocks=[BUTTON])
+    (message,) = answers(slack, question)
+    assert shown(message) == "All of the answer." and message.blocks is not None and message.blocks[-1] == BUTTON
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streamed", "posted"])
+async def test_an_answer_longer_than_a_message_continues_in_the_next(
+    slack: SlackEmulator, client: AsyncWebClient, question: str, streaming: bool
+) -> None:
+    slack.enable_streaming(streaming)
+    long = "".join(f"Line {i}: aluminium 6061-T6 & steel S355 compared at <80 °C>.\n" for i in range(500))
+    answer = writer(client, question)
+    await model(answer, long, pieces=100, pause_s=0.002)
+    await answer.finish(blocks=[BUTTON])
+    messages = answers(slack, question)
+    assert len(messages) >= 3
+    assert "".join(shown(m) for m in messages) == escape(long)
+    assert all(len(shown(m)) <= 12_000 and len(m.text) <= 12_000 for m in messages)
+    assert all(shown(m).endswith("\n") for m in messages[:-1])  # cut at a line's end
+    assert [m.blocks is not None and BUTTON in m.blocks for m in messages] == [False] * (len(messages) - 1) + [True]
+
+
+async def test_when_the_start_allowance_is_spent_the_answer_is_posted(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    limits = StreamLimits(starts=Allowance(per_minute=0.001, burst=2), flush_interval_s=0.05)
+    first, second = writer(client, question, limits), writer(client, question, limits)
+    first.write("one")
+    second.write("two")
+    await first.finish()
+    await second.finish()
+    assert len(slack.calls_to("chat.startStream")) == 1 and len(slack.calls_to("chat.postMessage")) == 1
+    assert sorted(shown(m) for m in answers(slack, question)) == ["one", "two"]
+
+
+async def test_no_text_and_no_blocks_posts_nothing(slack: SlackEmulator, client: AsyncWebClient, question: str) -> None:
+    slack.enable_streaming()
+    assert await writer(client, question).finish() == []
+    assert answers(slack, question) == []
+
+
+def test_a_possible_mass_mention_at_the_end_is_held_back() -> None:
+    assert sendable("ask @ev") == "ask "
+    assert sendable("ask @everyone") == "ask @everyone"
+    assert sendable("mail a@b.c now") == "mail a@b.c now"
+    assert sendable("end @") == "end "
+
+
+def test_a_split_ends_a_line_or_word_and_never_cuts_an_entity() -> None:
+    assert split_point("short", 10) == 5
+    assert split_point("one two three", 9) == 8
+    text = "x" * 8 + "&amp;"
+    assert split_point(text, 10) == 8
