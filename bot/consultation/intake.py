@@ -1,32 +1,42 @@
-"""From an upload to its boards: resolve files, claim the message with its records, run one job per image.
+"""From an upload to its board: resolve files, claim the message with its record, run the job.
 
-Claiming the message and recording its consultations happen in one transaction, so a message is
-either unclaimed (Slack's retry is the only delivery left, and runs it) or claimed with its records
-(a restart resumes them; a late retry is a duplicate). Nothing is ever both resumed and re-run.
+Claiming the message and recording its consultation happen in one transaction, so a message is
+either unclaimed (Slack's retry is the only delivery left, and runs it) or claimed with its record
+(a restart resumes it; a late retry is a duplicate). Nothing is ever both resumed and re-run.
+
+Every photo of one message is one part: one consultation whose `files` are all of them (up to
+`max_images_per_message`), one board, and every branch sees every photo.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from bot.consultation.job import TEXT_ONLY_LABEL, Job, JobRunner
-from bot.consultation.thread import EYES, THREAD_STATUS, Thread
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.consultation.job import TEXT_ONLY_LABEL, JobRunner
+from bot.consultation.thread import EYES, Thread
+from bot.escape import escape
 from bot.files import FileFetcher, FileRejected, SlackFile
 from bot.settings import BotSettings
-from bot.store import Consultation, ConsultationStatus, Store
+from bot.store import Consultation, ConsultationStatus, Store, StoredFile
+from bot.writer import best_effort, post_reply
 from matrec.images import ACCEPTED_FORMATS_TEXT
 
 log = logging.getLogger(__name__)
 
-HELP = (
+HELP: Final = (
     "Send me a photo of the part (" + ACCEPTED_FORMATS_TEXT + "), with a line about its job, the load, "
     "temperature, environment and quantity, and I will compare six material classes for it. "
     "You can also just describe the part in words."
 )
+ASKED_PREVIEW_CHARS: Final = 300  # how much of an asked text the root message of `start_text` repeats
+_TEXT_KEY_PREFIX: Final = "ask:"  # dedupe keys of text consultations live apart from message ts keys
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class Upload:
     text: str
     files: tuple[SlackFile, ...]
     mentioned: bool
+    channel_type: str | None = None
 
 
 class Consultant:
@@ -59,6 +70,17 @@ class Consultant:
     def start(self, upload: Upload) -> None:
         """Handle `upload` in the background."""
         self.spawn(self.handle(upload), name=f"consultation {upload.channel}/{upload.ts}")
+
+    async def start_text(self, *, channel: str, thread_ts: str | None, user: str | None, text: str, key: str) -> None:
+        """A text-only consultation (the Analyse button, `/matrec ask`), started in the background.
+
+        Without `thread_ts` a root message "<name> asked: …" comes first and the board goes under
+        it. `key` dedupes: a second call with the same key does nothing.
+        """
+        if not await self.store.claim(None, channel, _TEXT_KEY_PREFIX + key):
+            log.info("text consultation %s already started", key)
+            return
+        self.spawn(self._text(channel, thread_ts, user, text), name=f"text consultation {channel}/{key}")
 
     def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
         """Run `work` as a consultation task: kept until it ends, its bugs logged, never the process's."""
@@ -97,56 +119,101 @@ class Consultant:
         images = [f for f in files if isinstance(f, SlackFile) and f.looks_like_image]
         skipped = [f for f in files if not (isinstance(f, SlackFile) and f.looks_like_image)]
         kept = images[: self.settings.max_images_per_message]
-        files_to_analyse: list[SlackFile | None]
-        if images:
-            files_to_analyse = list(kept)
-        elif not upload.files and upload.text:
-            files_to_analyse = [None]  # a description alone: a text-only consultation
-        else:
-            files_to_analyse = []  # nothing to analyse: at most a notice
-        records = [self._record(upload, file) for file in files_to_analyse]
+        record: Consultation | None = None
+        if images or (not upload.files and upload.text):  # photos, or a description alone
+            record = self._record(upload, kept)
         claimed = await self.store.claim_and_add(
-            event_id=upload.event_id, channel=upload.channel, ts=upload.ts, consultations=records
+            event_id=upload.event_id, channel=upload.channel, ts=upload.ts, consultations=[record] if record else []
         )
         if not claimed:
             log.info("duplicate delivery of %s/%s ignored", upload.channel, upload.ts)
             return
         thread = Thread(self.runner.client, upload.channel, upload.thread_ts, upload.ts)
-        if not records:
+        if record is None:
             if upload.mentioned:
                 await thread.notice(_skipped_text(skipped) if skipped else HELP)
             return
-        jobs = [
-            Job(record, file, self.runner.engine.admission.ticket(), thread)
-            for record, file in zip(records, files_to_analyse, strict=True)
-        ]
-        try:
-            await thread.react(add=EYES)
-            for job in jobs:
-                await self.runner.post_board(job)
-            await thread.status(THREAD_STATUS)
-            if skipped and upload.mentioned:
-                await thread.notice(_skipped_text(skipped))
-            if dropped := len(images) - len(kept):
-                await thread.notice(f"I analysed the first {len(kept)} images; {dropped} more were left out.")
-            ends = await asyncio.gather(*(self.runner.run(job) for job in jobs))
-        finally:
-            for job in jobs:  # after run() a no-op; before it, frees the place and ends the writer
-                await self.runner.abandon(job)
-        await thread.finished(ok=all(end is ConsultationStatus.DONE for end in ends))
+        notices = [_skipped_text(skipped)] if skipped and upload.mentioned else []
+        if dropped := len(images) - len(kept):
+            left = "was" if dropped == 1 else "were"
+            notices.append(f"I analysed the first {len(kept)} photos together; {dropped} more {left} left out.")
+        await thread.react(add=EYES)
+        end = await self.runner.launch(record, thread, files=kept, notices=notices)
+        await thread.finished(ok=end is ConsultationStatus.DONE)
 
-    def _record(self, upload: Upload, file: SlackFile | None) -> Consultation:
+    async def help_in_dm(self, upload: Upload) -> None:
+        """A DM text that asks for nothing yet: a short help with an "Analyse this description" button."""
+        if not await self.store.claim(upload.event_id, upload.channel, upload.ts):
+            return
+        reply = post_reply(
+            self.runner.client,
+            channel=upload.channel,
+            thread_ts=upload.thread_ts,
+            rendered=blocks.dm_help(upload.channel, upload.ts),
+        )
+        await best_effort(reply, f"could not post the help in {upload.channel}")
+
+    async def acknowledge(self, upload: Upload, reaction: str) -> None:
+        """Small talk ("thanks!", an emoji) gets a reaction and nothing else."""
+        if not await self.store.claim(upload.event_id, upload.channel, upload.ts):
+            return
+        thread = Thread(self.runner.client, upload.channel, upload.thread_ts, upload.ts)
+        await thread.react(add=reaction)
+
+    async def _text(self, channel: str, thread_ts: str | None, user: str | None, text: str) -> None:
+        """The text consultation of `start_text`: its root message if needed, its record, its board."""
+        if thread_ts is None:
+            asked = f"{await self._name(user)} asked: {escape(text[:ASKED_PREVIEW_CHARS])}"
+            posted = self.runner.client.chat_postMessage(
+                channel=channel, text=asked, blocks=blocks.notice(asked).blocks, unfurl_links=False
+            )
+            answer = await best_effort(posted, f"could not post the question in {channel}")
+            if answer is None:
+                return
+            thread_ts = str(answer["ts"])
+        record = Consultation(
+            channel=channel,
+            thread_ts=thread_ts,
+            message_ts=thread_ts,
+            user_id=user,
+            context=text,
+            status=ConsultationStatus.RECEIVED,
+            owner=self.owner,
+            channel_type=_channel_type(channel),
+        )
+        await self.store.add(record)
+        thread = Thread(self.runner.client, channel, thread_ts, thread_ts)
+        await thread.react(add=EYES)
+        end = await self.runner.launch(record, thread)
+        await thread.finished(ok=end is ConsultationStatus.DONE)
+
+    async def _name(self, user: str | None) -> str:
+        """A person's display name, never a mention (the root message must not ping anyone)."""
+        if user is None:
+            return "Someone"
+        try:
+            answer = await self.runner.client.users_info(user=user)
+        except SlackApiError:
+            return "Someone"
+        profile = (answer.get("user") or {}).get("profile") or {}
+        name = profile.get("display_name") or profile.get("real_name") or (answer.get("user") or {}).get("name")
+        return escape(str(name)) if name else "Someone"
+
+    def _record(self, upload: Upload, files: Sequence[SlackFile]) -> Consultation:
         """A new record, owned by this instance (the store stamps its first heartbeat)."""
+        first = files[0] if files else None
         return Consultation(
             channel=upload.channel,
             thread_ts=upload.thread_ts,
             message_ts=upload.ts,
             user_id=upload.user,
-            file_id=file.id if file else None,
-            file_name=file.name if file else None,
+            file_id=first.id if first else None,
+            file_name=first.name if first else None,
+            files=[StoredFile(id=f.id, name=f.name) for f in files],
             context=upload.text,
             status=ConsultationStatus.RECEIVED,
             owner=self.owner,
+            channel_type=upload.channel_type,
         )
 
     async def _resolve(self, file: SlackFile) -> SlackFile | FileRejected:
@@ -156,6 +223,11 @@ class Consultant:
             return await self.fetcher.resolve(file)
         except FileRejected as rejected:
             return rejected
+
+
+def _channel_type(channel: str) -> str | None:
+    """Slack's channel type as far as the id tells it: D… is a DM; the others need conversations.info."""
+    return "im" if channel.startswith("D") else None
 
 
 def _skipped_text(skipped: list[SlackFile | FileRejected]) -> str:

@@ -1,55 +1,87 @@
 """One board's consultation, from its turn in the queue to its final state in Slack.
 
 A job never raises (but for cancellation): a rejected file, an engine error, a database error or a
-bug each end the board with a message and the record with a status, and the other images of the
-message, and every other consultation, go on. Its writer always ends with it.
+bug each end the board with a message and the record with a status, and every other consultation
+goes on. Its writer always ends with it, and `Finals.done` tells whoever waits for its final state.
+
+A job is one part: every photo of the message (or of a re-run's parent) is downloaded, prepared
+once by the engine and stored (`Store.save_images`) before the analysis, so follow-ups, re-runs
+and a resume after a restart reuse byte-identical images.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
+from bot.board_view import BoardView
 from bot.budget import UpdateBudget
-from bot.consultation.thread import Thread
+from bot.consultation.thread import THREAD_STATUS, Thread
 from bot.files import FileFetcher, FileRejected, SlackFile
+from bot.finals import Finals
 from bot.settings import BotSettings
-from bot.store import Consultation, ConsultationStatus, Store
+from bot.store import Consultation, ConsultationKind, ConsultationStatus, Store, StoredImage
 from bot.writer import MessageWriter, best_effort, post_reply
 from matrec.admission import Ticket
 from matrec.choices import Mode
-from matrec.engine import Engine, Part
+from matrec.engine import Engine, Part, RunOptions
 from matrec.errors import BadInputError, MatrecError
+from matrec.images import PreparedImage
 from matrec.progress import ProgressEvent, RunSnapshot
 from matrec.results import BranchResult, Recommendation
 
 log = logging.getLogger(__name__)
 
-TEXT_ONLY_LABEL = "your description"
-RESUMED_NOTE = ":arrows_counterclockwise: Resumed after the bot restarted."
-UNEXPECTED_MESSAGE = "Something went wrong on my side; the error is logged. Please try again."
+TEXT_ONLY_LABEL: Final = "your description"
+RESUMED_NOTE: Final = ":arrows_counterclockwise: Resumed after the bot restarted."
+UNEXPECTED_MESSAGE: Final = "Something went wrong on my side; the error is logged. Please try again."
+CHART_FILENAME: Final = "matrec-scores.png"
+
+
+class BoardViews(Protocol):
+    """Where a final board's surroundings come from (`bot.memory.Memory`)."""
+
+    async def view_for(self, consultation: Consultation) -> BoardView:
+        """Choices, ratings and similar links for the board of `consultation`."""
+        ...
 
 
 @dataclass(eq=False)  # identity: jobs are kept in sets
 class Job:
-    """One board in a thread: an image (or the text alone), its stored record, its place and writer."""
+    """One board in a thread: the part's photos (or the text alone), its stored record, place and writer."""
 
     record: Consultation
-    file: SlackFile | None
+    files: tuple[SlackFile, ...]
     ticket: Ticket
     thread: Thread
     resumed: bool = False
+    prepared: tuple[PreparedImage, ...] | None = None  # set once the photos are prepared (or stored ones)
+    mode: Mode = Mode.PARALLEL
+    previous: Recommendation | None = None  # a re-run's parent recommendation
     writer: MessageWriter | None = None
     snapshot: RunSnapshot | None = None
     shown_ahead: int | None = field(default=None)
 
     @property
     def part(self) -> str:
-        """The name shown on the board."""
-        return self.file.name if self.file else (self.record.file_name or TEXT_ONLY_LABEL)
+        """The name shown on the board: the first photo's, with how many more."""
+        names = [f.name for f in self.files] or [f.name for f in self.record.files]
+        if not names:
+            return self.record.file_name or TEXT_ONLY_LABEL
+        more = len(names) - 1
+        return names[0] if not more else f"{names[0]} and {more} more photo{'s' if more > 1 else ''}"
+
+    @property
+    def photos(self) -> int:
+        """How many photos the part has."""
+        return len(self.files) or len(self.record.files) or (1 if self.record.file_id else 0)
 
     def note(self) -> str:
         """The board's note now: queued (with its place), resumed, or nothing."""
@@ -57,9 +89,59 @@ class Job:
             return blocks.queued_note(self.ticket.ahead)
         return RESUMED_NOTE if self.resumed else ""
 
+    def view(self) -> BoardView:
+        """What the board shows around the analysis while it runs (and when no Memory is wired)."""
+        return BoardView(
+            consultation_id=self.record.id,
+            photos=self.photos,
+            kind=str(self.record.kind),
+            changes=tuple(self.record.requirements),
+            previous=self.previous,
+        )
+
+
+def mode_for(record: Consultation) -> Mode:
+    """The mode a stored consultation runs in: a stress test is the nested variant."""
+    return Mode.NESTED if record.kind is ConsultationKind.STRESS else Mode.PARALLEL
+
+
+def stored_images(prepared: Sequence[PreparedImage]) -> list[StoredImage]:
+    """Prepared images as the store keeps them, in order."""
+    return [
+        StoredImage(
+            position=position,
+            media_type=image.media_type,
+            data=image.data,
+            width=image.width,
+            height=image.height,
+            original_width=image.original_width,
+            original_height=image.original_height,
+            original_format=image.original_format,
+            sha256=image.sha256,
+        )
+        for position, image in enumerate(prepared)
+    ]
+
+
+def prepared_images(stored: Sequence[StoredImage]) -> tuple[PreparedImage, ...]:
+    """Stored images rebuilt byte-identically for the engine, in position order."""
+    return tuple(
+        PreparedImage.from_bytes(
+            image.data,
+            media_type=image.media_type,
+            width=image.width,
+            height=image.height,
+            original_width=image.original_width,
+            original_height=image.original_height,
+            original_format=image.original_format,
+            sha256=image.sha256,
+        )
+        for image in sorted(stored, key=lambda image: image.position)
+    )
+
 
 class JobRunner:
-    """Posts boards and runs jobs; shared by fresh uploads and resumed consultations."""
+    """Posts boards and runs jobs; shared by uploads, re-runs and resumed consultations."""
 
     def __init__(
         self,
@@ -70,6 +152,8 @@ class JobRunner:
         fetcher: FileFetcher,
         settings: BotSettings,
         budget: UpdateBudget,
+        finals: Finals | None = None,
+        memory: BoardViews | None = None,
         mode: Mode = Mode.PARALLEL,
     ) -> None:
         self.engine = engine
@@ -78,12 +162,69 @@ class JobRunner:
         self.fetcher = fetcher
         self.settings = settings
         self.budget = budget
+        self.finals = finals or Finals()
+        self.memory = memory
         self.mode = mode
         self.queued: set[Job] = set()  # jobs whose board shows a queue place (see QueueNotices)
 
-    def render(self, job: Job, snapshot: RunSnapshot | None = None) -> blocks.Rendered:
+    def job(
+        self,
+        record: Consultation,
+        thread: Thread,
+        *,
+        files: Sequence[SlackFile] = (),
+        prepared: Sequence[PreparedImage] | None = None,
+        mode: Mode | None = None,
+        resumed: bool = False,
+    ) -> Job:
+        """A job for a stored record, with its place in the queue."""
+        return Job(
+            record,
+            tuple(files),
+            self.engine.admission.ticket(),
+            thread,
+            resumed=resumed,
+            prepared=tuple(prepared) if prepared is not None else None,
+            mode=mode or mode_for(record),
+        )
+
+    async def launch(
+        self,
+        record: Consultation,
+        thread: Thread,
+        *,
+        files: Sequence[SlackFile] = (),
+        prepared: Sequence[PreparedImage] | None = None,
+        mode: Mode = Mode.PARALLEL,
+        notices: Sequence[str] = (),
+    ) -> ConsultationStatus:
+        """The whole life of one board for a record already stored: posted, run, final; how it ended.
+
+        `notices` are posted in the thread right after the board (e.g. photos left out).
+        """
+        job = self.job(record, thread, files=files, prepared=prepared, mode=mode)
+        try:
+            job.previous = await self.previous(record)
+            await self.post_board(job)
+            for message in notices:
+                await thread.notice(message)
+            await thread.status(THREAD_STATUS)
+            return await self.run(job)
+        finally:
+            await self.abandon(job)  # after run() a no-op; before it, frees the place and ends the writer
+            self.finals.done(record.id)  # also when the board could not even be posted
+            await thread.status("")  # Slack keeps the status after an edit of the board: cleared here
+
+    def render(self, job: Job, snapshot: RunSnapshot | None = None, view: BoardView | None = None) -> blocks.Rendered:
         """The board for `job` as it stands."""
-        return blocks.board(snapshot, part=job.part, context=job.record.context, mode=self.mode, note=job.note())
+        return blocks.board(
+            snapshot,
+            part=job.part,
+            context=job.record.context,
+            mode=job.mode,
+            note=job.note(),
+            view=view or job.view(),
+        )
 
     async def post_board(self, job: Job) -> None:
         """A new board in the thread (placeholder or queued); without one, the job has nowhere to show."""
@@ -119,7 +260,7 @@ class JobRunner:
             self.queued.add(job)
 
     async def run(self, job: Job) -> ConsultationStatus:
-        """Wait for the job's turn, analyse, land the final board; returns how it ended."""
+        """Wait for the job's turn, analyse, land the final board and chart; returns how it ended."""
         try:
             if job.writer is None:
                 self.release(job)
@@ -134,6 +275,7 @@ class JobRunner:
             self.release(job)
             if job.writer is not None:
                 await job.writer.cancel()  # no-op after close(): the writer ends with its board
+            self.finals.done(job.record.id)
 
     def release(self, job: Job) -> None:
         """Give up the job's place in the queue (idempotent): for jobs that end, or never start."""
@@ -145,6 +287,13 @@ class JobRunner:
         self.release(job)
         if job.writer is not None:
             await job.writer.cancel()
+
+    async def previous(self, record: Consultation) -> Recommendation | None:
+        """The parent's recommendation of a re-run or stress test, to say what changed."""
+        if record.parent_id is None or record.kind is ConsultationKind.UPLOAD:
+            return None
+        parent = await self.store.get(record.parent_id)
+        return parent.recommendation if parent is not None else None
 
     async def _run(self, job: Job, writer: MessageWriter) -> ConsultationStatus:
         outcome: Recommendation | MatrecError
@@ -158,10 +307,10 @@ class JobRunner:
                 writer.submit(self.render(job, event.snapshot))
 
             try:
-                image = await self.fetcher.fetch(job.file) if job.file else None
-                outcome = await self.engine.evaluate(
-                    Part(image=image, context=job.record.context, label=job.part), on_progress=on_progress
-                )
+                prepared = await self._prepare(job)
+                options = RunOptions.from_settings(self.engine.settings, mode=job.mode)
+                part = Part(context=job.record.context, label=job.part)
+                outcome = await self.engine.evaluate(part, options, on_progress, prepared=prepared or None)
             except FileRejected as error:
                 outcome = BadInputError(str(error))
             except MatrecError as error:
@@ -181,7 +330,8 @@ class JobRunner:
                 board_ts=writer.ts,  # a board deleted meanwhile was re-posted
             )
             return job.record.status
-        await writer.close(self.render(job, job.snapshot))
+        final = job.record.model_copy(update={"status": ConsultationStatus.DONE, "recommendation": outcome})
+        await writer.close(self.render(job, job.snapshot, await self._final_view(job, final)))
         job.record = await self.store.update(
             job.record.id,
             status=ConsultationStatus.DONE,
@@ -189,10 +339,58 @@ class JobRunner:
             branches=outcome.branches,
             usage_cost_usd=outcome.usage.cost_usd,
             image_sha256=outcome.image.sha256 if outcome.image else None,
+            part_text=outcome.part,
             error=None,
             board_ts=writer.ts,  # a board deleted meanwhile was re-posted
         )
+        await self._upload_chart(job, outcome)
         return job.record.status
+
+    async def _prepare(self, job: Job) -> tuple[PreparedImage, ...]:
+        """The part's photos ready for Claude: the ones given, or downloaded, prepared and stored now."""
+        if job.prepared is not None:
+            return job.prepared
+        if not job.files:
+            return ()
+        data = await asyncio.gather(*(self.fetcher.fetch(file) for file in job.files))
+        images = tuple(data)
+        job.prepared = tuple(await self.engine.prepare(Part(images=images, context=job.record.context, label=job.part)))
+        del data, images  # the full-size downloads are not needed past this point
+        try:
+            await self.store.save_images(job.record.id, stored_images(job.prepared))
+        except Exception:  # the analysis goes on; follow-ups and re-runs will download again
+            log.exception("could not store the images of consultation %s", job.record.id)
+        return job.prepared
+
+    async def _final_view(self, job: Job, final: Consultation) -> BoardView:
+        """The final board's surroundings: the team's memory when wired, and what a re-run changed."""
+        if self.memory is None:
+            return job.view()
+        try:
+            view = await self.memory.view_for(final)
+        except Exception:  # the board is complete without the team's memory; the bug is logged
+            log.exception("could not gather the board view of consultation %s", final.id)
+            return job.view()
+        return dataclasses.replace(view, previous=job.previous, photos=job.photos)
+
+    async def _upload_chart(self, job: Job, rec: Recommendation) -> None:
+        """The calibrated scores as a chart in the thread (files upload v2), with alt text."""
+        from bot.chart import score_chart  # TODO(intake): top-level once bot.chart lands
+
+        try:
+            chart = await asyncio.to_thread(score_chart, rec)
+        except Exception:  # the board already carries the scores; the chart is a picture of them
+            log.exception("could not draw the chart of consultation %s", job.record.id)
+            return
+        upload = self.client.files_upload_v2(
+            channel=job.thread.channel,
+            thread_ts=job.thread.thread_ts,
+            file=chart.png,
+            filename=CHART_FILENAME,
+            title=chart.title,
+            alt_txt=chart.alt_text,
+        )
+        await best_effort(upload, f"could not upload the chart in {job.thread.channel}")
 
     async def _finish_error(self, job: Job, message: str, status: ConsultationStatus) -> ConsultationStatus:
         if job.writer is not None:

@@ -2,9 +2,10 @@
 
 Every instance heartbeats the consultations it owns every `heartbeat_interval_s`. A periodic scan
 (and one at start-up) takes over active consultations whose heartbeat is older than
-`stale_after_s`: a crashed instance's work, whether it comes back or not. Resuming downloads the
-stored file again (by id, through files.info), runs the analysis again, and updates the existing
-board, which says it resumed. One owner: `Store.take_over` hands a consultation to one instance,
+`stale_after_s`: a crashed instance's work, whether it comes back or not. Resuming reuses the
+part's prepared photos when they were stored before the crash, else downloads every photo again
+(by id, through files.info); it runs the analysis again and updates the existing board, which
+says it resumed. One owner: `Store.take_over` hands a consultation to one instance,
 and a late Slack retry of the message is a duplicate at the claim.
 
 A single SQLite process owns everything in its file, so at start-up it takes over at once
@@ -19,13 +20,14 @@ from typing import Final
 
 from bot import blocks
 from bot.consultation.intake import Consultant
-from bot.consultation.job import Job, JobRunner
+from bot.consultation.job import Job, JobRunner, prepared_images
 from bot.consultation.thread import Thread
 from bot.files import SlackFile
-from bot.store import ACTIVE_STATUSES, Consultation, ConsultationStatus, Store
+from bot.store import ACTIVE_STATUSES, Consultation, ConsultationKind, ConsultationStatus, Store, StoredFile
 
 log = logging.getLogger(__name__)
 
+PENDING_PHOTO_POSITION: Final = 100  # stored images from here on are reply photos kept for a re-run
 MAX_RESUMES: Final = 3  # a consultation that keeps dying with its process is given up, not retried forever
 GIVEN_UP: Final = (
     "This consultation was interrupted by {count} restarts in a row, so I stopped retrying it. "
@@ -80,13 +82,16 @@ class Resumer:
     async def resume(self, record: Consultation) -> None:
         """Run `record` again onto its existing board (or a new one), then settle the message."""
         thread = Thread(self.runner.client, record.channel, record.thread_ts, record.message_ts)
-        file = _stored_file(record)
-        job = Job(record, file, self.runner.engine.admission.ticket(), thread, resumed=True)
+        stored = await self.store.images(record.id)
+        prepared = prepared_images([image for image in stored if image.position < PENDING_PHOTO_POSITION])
+        files = [] if prepared else [_stored_file(file) for file in _files(record)]
+        job = self.runner.job(record, thread, files=files, prepared=prepared or None, resumed=True)
         try:
             if record.resumes > MAX_RESUMES:
                 self.runner.release(job)
                 await self._give_up(job)
             else:
+                job.previous = await self.runner.previous(record)
                 if record.board_ts:
                     self.runner.attach_board(job, record.board_ts)
                 else:
@@ -94,7 +99,11 @@ class Resumer:
                 await self.runner.run(job)
         finally:
             await self.runner.abandon(job)  # after run() a no-op; before it, frees the place and the writer
-        await self._settle(thread)
+            self.runner.finals.done(record.id)
+        if record.kind is ConsultationKind.UPLOAD:
+            await self._settle(thread)
+        else:  # a re-run has no message of its own to react on
+            await thread.status("")
 
     async def _give_up(self, job: Job) -> None:
         message = GIVEN_UP.format(count=job.record.resumes)
@@ -114,13 +123,20 @@ class Resumer:
         await thread.finished(ok=all(r.status is ConsultationStatus.DONE for r in records))
 
 
-def _stored_file(record: Consultation) -> SlackFile | None:
-    """The upload's file by id: the fetcher asks files.info for a fresh download URL."""
+def _files(record: Consultation) -> list[StoredFile]:
+    """Every photo of the part (records from before several photos were one part hold only file_id)."""
+    if record.files:
+        return list(record.files)
     if record.file_id is None:
-        return None
+        return []
+    return [StoredFile(id=record.file_id, name=record.file_name or "the image")]
+
+
+def _stored_file(file: StoredFile) -> SlackFile:
+    """A photo by id: the fetcher asks files.info for a fresh download URL."""
     return SlackFile(
-        id=record.file_id,
-        name=record.file_name or "the image",
+        id=file.id,
+        name=file.name,
         mimetype="",
         filetype="",
         size=None,

@@ -1,0 +1,73 @@
+"""Several photos in one message are one part: one board, one record, every branch sees every photo."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from bot.store import Store
+from emulators.claude import ClaudeEmulator
+from emulators.slack import SlackEmulator
+from tests.bot_support import ALICE, GENERAL, Upload, bot_settings, rendered, running_bot, wait_finished
+from tests.engine_support import jpeg_bytes
+
+COLOURS = ((200, 60, 60), (60, 200, 60), (60, 60, 200))
+
+
+def _images(body: dict[str, Any]) -> list[str]:
+    """The base64 data of every image block in a Messages API request, in order."""
+    found: list[str] = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if block.get("type") == "image":
+                found.append(block["source"]["data"])
+    return found
+
+
+def _branches(claude: ClaudeEmulator) -> list[list[str]]:
+    return [_images(r.body) for r in claude.requests if r.kind.kind == "branch"]
+
+
+def _three_photos(slack: SlackEmulator, channel: str = GENERAL) -> list[dict[str, Any]]:
+    return [
+        slack.add_file(jpeg_bytes(900, 700, colour), f"angle{i}.jpg", "image/jpeg", "jpg", channel=channel)
+        for i, colour in enumerate(COLOURS)
+    ]
+
+
+async def test_three_photos_in_one_message_make_one_board_whose_branches_each_carry_all_three(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    settings = bot_settings(slack, tmp_path)
+    async with running_bot(slack, claude, settings, max_retries=0):
+        event = slack.upload_message(GENERAL, ALICE, "one hinge from three sides, 5 kg, indoors", _three_photos(slack))
+        await slack.deliver_event(event)
+        replies = await wait_finished(slack, Upload.of(event))
+    boards = [r for r in replies if "angle0.jpg" in rendered(r)]
+    assert len(boards) == 1
+    branches = _branches(claude)
+    assert len(branches) == 6
+    assert all(len(images) == 3 for images in branches)
+    assert len(set(branches[0])) == 3  # three different photos, not one three times
+    assert all(images == branches[0] for images in branches)  # byte-identical in every branch
+    async with await Store.open(settings.database_url) as store:
+        (record,) = await store.for_message(GENERAL, str(event["ts"]))
+        stored = await store.images(record.id)
+    assert [f.name for f in record.files] == ["angle0.jpg", "angle1.jpg", "angle2.jpg"]
+    assert record.file_name == "angle0.jpg" and record.channel_type == "channel"
+    assert [hashlib.sha256(i.data).hexdigest() for i in stored] == [i.sha256 for i in stored]
+    assert len(stored) == 3 and len(slack.downloads) == 3
+
+
+async def test_photos_past_the_cap_are_left_out_with_a_notice(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    settings = bot_settings(slack, tmp_path, MATREC_MAX_IMAGES_PER_MESSAGE=2)
+    async with running_bot(slack, claude, settings, max_retries=0):
+        event = slack.upload_message(GENERAL, ALICE, "one hinge from three sides", _three_photos(slack))
+        await slack.deliver_event(event)
+        replies = await wait_finished(slack, Upload.of(event))
+    assert any("1 more was left out" in rendered(r) for r in replies)
+    assert all(len(images) == 2 for images in _branches(claude))
