@@ -4,7 +4,6 @@ where streaming is refused or expires, always complete, escaped and split within
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -18,14 +17,21 @@ GENERAL, ALICE, TEAM = "C0GENERAL", "U1", "T0TEST"
 WAIT_S = 15.0
 BUTTON = {
     "type": "actions",
-    "elements": [{"type": "button", "action_id": "matrec_rerun_with", "value": "t1", "text": {"type": "plain_text", "text": "Re-run"}}],
-}  # fmt: skip
+    "elements": [
+        {
+            "type": "button",
+            "action_id": "matrec_rerun_with",
+            "value": "t1",
+            "text": {"type": "plain_text", "text": "Re-run"},
+        }
+    ],
+}
 ANSWER = "PA66-GF30 keeps **85 MPa** at 80 °C; polypropylene creeps under a 20 kg pump. " * 6
 
 
 @pytest.fixture
-async def client(slack: SlackEmulator) -> AsyncIterator[AsyncWebClient]:
-    yield AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+def client(slack: SlackEmulator) -> AsyncWebClient:
+    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
 
 
 @pytest.fixture
