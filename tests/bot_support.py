@@ -19,6 +19,7 @@ from tests.engine_support import engine_settings
 
 GENERAL = "C0GENERAL"
 ALICE = "U1"
+BOB = "U2"
 SIGNING_SECRET = "test-signing-secret"
 WAIT_S = 15.0
 STAGGERED_S = {
@@ -111,13 +112,14 @@ async def upload(
     text: str = "Wall bracket for a 20 kg pump, indoors, 500 a year",
     channel: str = GENERAL,
     mention: bool = False,
+    user: str = ALICE,
 ) -> Upload:
-    """Upload a file as a person would, and deliver the event over the socket."""
+    """Upload a file as a person (alice unless told) would, and deliver the event over the socket."""
     file = slack.add_file(content, name, mimetype, filetype, channel=channel)
     if mention:
-        event = slack.mention_event(channel, ALICE, text, files=[file])
+        event = slack.mention_event(channel, user, text, files=[file])
     else:
-        event = slack.upload_message(channel, ALICE, text, [file])
+        event = slack.upload_message(channel, user, text, [file])
     envelope_id = await slack.deliver_event(event)
     return Upload(channel, str(event["ts"]), envelope_id)
 
