@@ -28,9 +28,18 @@ MAX_QUERY_WORDS = 32  # words of one query; the rest are ignored
 REINDEX_BATCH_ROWS = 500  # consultations one statement re-indexes when filling in missing documents
 SEARCH_TABLE = "consultation_search"
 _WORD = re.compile(r"[^\W_]+")
-# Words too common to say anything about a part; PostgreSQL's 'english' drops them too.
+# Words that say nothing about a part: PostgreSQL's 'english' stop words (Snowball's list), so that
+# both databases ignore the same ones.
 _STOP_WORDS = frozenset(
-    "a an and are as at be but by for from has have in is it its of on or that the this to was were with".split()  # noqa: SIM905
+    (  # noqa: SIM905 (a list literal of 127 strings reads worse)
+        "i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her "
+        "hers herself it its itself they them their theirs themselves what which who whom this that these "
+        "those am is are was were be been being have has had having do does did doing a an the and but if or "
+        "because as until while of at by for with about against between into through during before after "
+        "above below to from up down in out on off over under again further then once here there when where "
+        "why how all any both each few more most other some such no nor not only own same so than too very s "
+        "t can will just don should now "
+    ).split()
 )
 _POSTGRES_CONFIG: sa.ColumnClause[Any] = sa.literal_column("'english'::regconfig")
 _sqlite_index = sa.table(SEARCH_TABLE, sa.column("rowid", sa.Integer), sa.column("body", sa.Text))
