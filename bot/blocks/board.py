@@ -1,16 +1,18 @@
-"""The consultation board and the bot's other replies as Block Kit, with a plain text fallback.
+"""The consultation board: one line per class while it runs, the answer first once it is in.
 
-Pure functions: the same input always renders the same message. Model and user text is escaped
-(`bot.escape`) and clipped to a budget, so no rendering can ping, link, or break Slack's limits
-(`bot.blocks_kit`): <= 50 blocks, <= 3,000 chars per section, a fallback text <= 3,900 chars.
+The final board fits one phone screen: at most `MAX_BOARD_LINES` text lines (`block_text_lines`),
+the aggregator's reasoning among the first `RATIONALE_WITHIN_LINES`. Every piece has a line
+budget (answer <= 7, part and re-run <= 2, classes 6, team 1, similar parts <= 3, footer 1), so
+no input can make it taller; what does not fit is in `bot.blocks.details`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Final
 
-from bot.blocks.classes import class_texts, condition_name
+from bot.blocks.answer import answer_lines, moved_to_details
+from bot.blocks.classes import condition_name, final_lines, running_lines, score_text
+from bot.blocks.controls import final_controls
 from bot.blocks.kit import (
     ELLIPSIS,
     MAX_FALLBACK_CHARS,
@@ -25,28 +27,25 @@ from bot.blocks.kit import (
     section,
 )
 from bot.blocks.kit import context as context_block
+from bot.blocks.surroundings import part_line, part_name, photos_text, rerun_line, similar_lines, team_line
+from bot.board_view import BoardView
 from bot.escape import escape
 from matrec.choices import Mode, Strategy
 from matrec.images import ACCEPTED_FORMATS_TEXT
-from matrec.materials import CLASS_ORDER, MaterialClass
+from matrec.materials import CLASS_ORDER
 from matrec.progress import BranchStatus, RunSnapshot, StageStatus
 from matrec.report import footer, label
 from matrec.results import Recommendation
 
 TITLE: Final = "Material consultation"
 COMPARING: Final = f":scales: Comparing the classes side by side{ELLIPSIS}"
-PART_CHARS: Final = 200
+MAX_BOARD_LINES: Final = 20  # one phone screen
+RATIONALE_WITHIN_LINES: Final = 8
 CONTEXT_CHARS: Final = 300
-RATIONALE_CHARS: Final = 1_500
-SCREEN_REASON_CHARS: Final = 200
-QUESTION_CHARS: Final = 250
-MAX_QUESTIONS: Final = 3
+CONTEXT_LINES: Final = 3
 NOTE_CHARS: Final = 400
-MAX_NOTES: Final = 3
 ERROR_CHARS: Final = 1_500
-NOTICE_CHARS: Final = 2_900
 FALLBACK_RATIONALE_CHARS: Final = 1_200
-BAR_CELLS: Final = 10
 
 _MODE_WORDS: Final = {
     Mode.PARALLEL: "six specialists in parallel",
@@ -69,40 +68,68 @@ def queued_note(ahead: int) -> str:
 
 
 def board(
-    snapshot: RunSnapshot | None, *, part: str, context: str, mode: Mode = Mode.PARALLEL, note: str = ""
+    snapshot: RunSnapshot | None,
+    *,
+    part: str,
+    context: str,
+    mode: Mode = Mode.PARALLEL,
+    note: str = "",
+    view: BoardView | None = None,
 ) -> Rendered:
-    """The live consultation board; `snapshot` None is the placeholder before the engine starts.
+    """The live board; `snapshot` None is the placeholder before the engine starts.
 
-    `note` is one line of ours under the part (queued, resumed after a restart).
+    `note` is one line of ours under the part (queued, resumed after a restart); once the
+    recommendation is in, the board is `final_board` and the note has served its purpose.
     """
+    if snapshot is not None and snapshot.recommendation is not None:
+        return final_board(snapshot.recommendation, part=part, context=context, view=view)
     shown_mode = snapshot.mode if snapshot is not None else mode
-    blocks = [header(TITLE), section(_intro(part, context, snapshot, shown_mode))]
+    blocks = [header(TITLE), section(_intro(part, context, snapshot, shown_mode, view))]
     if note:
         blocks.append(context_block(clip(note, NOTE_CHARS)))
     blocks.append(divider())
-    recommendation = snapshot.recommendation if snapshot is not None else None
-    texts = class_texts(
-        snapshot.branches if snapshot is not None else (),
-        nested=shown_mode is Mode.NESTED,
-        finished=snapshot is not None and snapshot.finished,
-        ranks=_ranks(recommendation) if recommendation is not None else {},
-    )
-    blocks.extend(section(text) for text in texts)
+    finished = snapshot is not None and snapshot.finished
+    blocks.append(section("\n".join(running_lines(snapshot.branches if snapshot else (), finished=finished))))
     if snapshot is not None:
         blocks.extend(_outcome(snapshot))
     return Rendered(text=_fallback(snapshot, part, shown_mode, note), blocks=capped(blocks))
 
 
+def final_board(rec: Recommendation, *, part: str, context: str, view: BoardView | None = None) -> Rendered:
+    """A finished consultation, answer first, from its Recommendation alone (the branches are in it)."""
+    previous = view.previous if view is not None else None
+    blocks: list[Block] = [section("\n".join(answer_lines(rec, previous)))]
+    about = [part_line(part, context, view)]
+    rerun = rerun_line(view, len(_conditions(rec)))
+    if rerun:
+        about.append(rerun)
+    blocks.append(context_block("\n".join(about)))
+    blocks.append(divider())
+    blocks.append(section("\n".join(final_lines(rec, previous=previous))))
+    team = team_line(view)
+    if team:
+        blocks.append(context_block(team))
+    similar = similar_lines(view)
+    if similar:
+        blocks.append(context_block("\n".join(similar)))
+    blocks.append(context_block(_footer(rec, view)))
+    if view is not None:
+        blocks.extend(final_controls(view, rec.mode))
+    return Rendered(
+        text=fit(f"{TITLE} for {part_name(part)}: {_verdict_text(rec)}", MAX_FALLBACK_CHARS), blocks=capped(blocks)
+    )
+
+
 def board_error(*, part: str, context: str, message: str) -> Rendered:
     """A consultation that could not run at all: what was wrong, and what is accepted."""
-    name = _part(part)
+    name = part_name(part)
     problem = clip(message, ERROR_CHARS) or "The image could not be analysed."
     tip = "Add the part's requirements (load, temperature, environment, quantity) in the same message."
     if ACCEPTED_FORMATS_TEXT not in message:
         tip = f"I can analyse a photo of the part as {ACCEPTED_FORMATS_TEXT}. {tip}"
     blocks = [
         header(TITLE),
-        section(_intro(part, context, None, Mode.PARALLEL, judged=False)),
+        section(_intro(part, context, None, Mode.PARALLEL, None, judged=False)),
         section(f":warning: *I could not analyse {name}.*\n{problem}"),
         context_block(f":information_source: {tip}"),
     ]
@@ -110,26 +137,26 @@ def board_error(*, part: str, context: str, message: str) -> Rendered:
     return Rendered(text=text, blocks=capped(blocks))
 
 
-def notice(message: str) -> Rendered:
-    """A short standalone thread reply."""
-    text = "\n".join(clip_lines(message, NOTICE_CHARS)) or ELLIPSIS
-    return Rendered(text=fit(text, MAX_FALLBACK_CHARS), blocks=[section(text)])
+def _quoted(context: str) -> list[str]:
+    lines = clip_lines(context, CONTEXT_CHARS)
+    if len(lines) > CONTEXT_LINES:
+        lines = [*lines[: CONTEXT_LINES - 1], clip(" ".join(lines[CONTEXT_LINES - 1 :]), CONTEXT_CHARS)]
+    return [f"> {line}" for line in lines]
 
 
-def _part(part: str) -> str:
-    return clip(part, PART_CHARS) or "the image"
-
-
-def _intro(part: str, context: str, snapshot: RunSnapshot | None, mode: Mode, *, judged: bool = True) -> str:
-    lines = [f":frame_with_picture: *{_part(part)}*"]
-    quoted = clip_lines(context, CONTEXT_CHARS)
-    lines.extend(f"> {line}" for line in quoted)
+def _intro(
+    part: str, context: str, snapshot: RunSnapshot | None, mode: Mode, view: BoardView | None, *, judged: bool = True
+) -> str:
+    lines = [f":frame_with_picture: *{part_name(part)}*{photos_text(view)}", *_quoted(context)]
     if not judged:
         return "\n".join(lines)
-    if not quoted:
+    if len(lines) == 1:
         lines.append("_No requirements given: judged from the photo alone._")
-    if mode is Mode.NESTED:
-        names = _condition_names(snapshot)
+    rerun = rerun_line(view, len(_snapshot_conditions(snapshot)))
+    if rerun:
+        lines.append(rerun)
+    elif mode is Mode.NESTED:
+        names = _snapshot_conditions(snapshot)
         lines.append(
             f"_Each class judged under {len(names)} operating conditions: {', '.join(names)}._"
             if names
@@ -138,114 +165,63 @@ def _intro(part: str, context: str, snapshot: RunSnapshot | None, mode: Mode, *,
     return "\n".join(lines)
 
 
-def _condition_names(snapshot: RunSnapshot | None) -> list[str]:
-    if snapshot is None:
+def _snapshot_conditions(snapshot: RunSnapshot | None) -> list[str]:
+    if snapshot is None or not snapshot.branches:
         return []
-    first = [state for state in snapshot.branches if state.material is snapshot.branches[0].material]
+    first = [s for s in snapshot.branches if s.material is snapshot.branches[0].material and s.condition]
     return [condition_name(state.condition, index) for index, state in enumerate(first)]
 
 
-def _ranks(rec: Recommendation) -> dict[MaterialClass, str]:
-    ranks = {rec.best: " · :first_place_medal: best"}
-    if rec.runner_up is not None and rec.runner_up is not rec.best:
-        ranks[rec.runner_up] = " · :second_place_medal: runner-up"
-    return ranks
+def _conditions(rec: Recommendation) -> list[str]:
+    if not rec.branches:
+        return []
+    first = [r for r in rec.branches if r.material is rec.branches[0].material and r.condition]
+    return [condition_name(result.condition, index) for index, result in enumerate(first)]
 
 
 def _outcome(snapshot: RunSnapshot) -> list[Block]:
-    rec = snapshot.recommendation
-    if rec is not None:
-        return [divider(), *_recommendation(rec)]
     if snapshot.error is not None or snapshot.status is StageStatus.FAILED:
         error = clip(snapshot.error or "", ERROR_CHARS) or "The consultation failed."
-        return [divider(), section(f":warning: *No recommendation.* {error}")]
+        return [section(f":warning: *No recommendation.* {error}")]
     if snapshot.aggregation is StageStatus.RUNNING and not snapshot.finished:
-        return [divider(), section(COMPARING)]
+        return [context_block(COMPARING)]
     return []
 
 
-def _recommendation(rec: Recommendation) -> list[Block]:
-    runner = f" · runner-up *{label(rec.runner_up)}*" if rec.runner_up is not None else ""
-    verdict = f":trophy: *Best: {label(rec.best)}*{runner} · confidence *{rec.confidence}*"
-    rationale = clip(rec.rationale, RATIONALE_CHARS)
-    blocks = [section(f"{verdict}\n{rationale}" if rationale else verdict), section(_scores(rec))]
-    extras = _extras(rec)
-    if extras:
-        blocks.append(section(extras))
+def _footer(rec: Recommendation, view: BoardView | None) -> str:
     how = f"{_MODE_WORDS[rec.mode]}, {_STRATEGY_WORDS[rec.strategy]}"
-    blocks.append(context_block(f":stopwatch: {escape(footer(rec))}", how))
-    return blocks
+    conditions = _conditions(rec)
+    if rec.mode is Mode.NESTED and conditions:
+        how += f" ({', '.join(conditions)})"
+    text = f":stopwatch: {escape(footer(rec))} Judged by {how}."
+    moved = moved_to_details(rec)
+    if moved:
+        where = "in the thread" if view is not None and view.details_in_thread else "under *Details*"
+        text += f" More {where}: {', '.join(moved)}."
+    return text
 
 
-def _score(value: float | None) -> str:
-    return "n/a" if value is None else f"{round(value, 1):g}"
-
-
-def _bar(value: float | None) -> str:
-    if value is None:
-        return "`" + "·" * BAR_CELLS + "`"
-    filled = min(max(math.floor(value * BAR_CELLS / 10 + 0.5), 0), BAR_CELLS)  # half up: 6.5 fills 7
-    return "`" + "█" * filled + "░" * (BAR_CELLS - filled) + "`"
-
-
-def _scores(rec: Recommendation) -> str:
-    screens: dict[MaterialClass, str] = {}
-    for screen in rec.screened_out:
-        screens.setdefault(screen.material, screen.reason)
-    ranks = _ranks(rec)
-
-    def order(material: MaterialClass) -> tuple[float, int]:
-        value = rec.scores.get(material)
-        return (-value if value is not None else float("inf"), CLASS_ORDER.index(material))
-
-    lines = ["*Calibrated scores* (1-10, classes compared side by side)"]
-    for material in sorted(CLASS_ORDER, key=order):
-        value = rec.scores.get(material)
-        line = f"{_bar(value)} *{_score(value)}* {label(material)}{ranks.get(material, '')}"
-        if material in screens:
-            line += f" · :no_entry: screened out: {clip(screens[material], SCREEN_REASON_CHARS)}"
-        if material in rec.missing or value is None:
-            line += " · could not be assessed"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _extras(rec: Recommendation) -> str:
-    lines: list[str] = []
-    questions = [text for text in (clip(q, QUESTION_CHARS) for q in rec.questions[:MAX_QUESTIONS]) if text]
-    if questions:
-        lines.append(":question: *Questions that would sharpen this:*")
-        lines.extend(f"• {question}" for question in questions)
-    notes = [text for text in (clip(note, NOTE_CHARS) for note in rec.notes) if text]
-    lines.extend(f":information_source: {note}" for note in notes[:MAX_NOTES])
-    if len(notes) > MAX_NOTES:
-        lines.append(f"_{len(notes) - MAX_NOTES} more notes not shown._")
-    return "\n".join(lines)
-
-
-def _fallback(snapshot: RunSnapshot | None, part: str, mode: Mode, note: str = "") -> str:
-    lead = f"{TITLE} for {_part(part)}"
-    if snapshot is None and note:
-        text = f"{lead}: {clip(note, NOTE_CHARS)}"
-    elif snapshot is None:
-        text = f"{lead}: starting, {len(CLASS_ORDER)} material classes queued."
-    elif snapshot.recommendation is not None:
-        text = f"{lead}: {_fallback_verdict(snapshot.recommendation)}"
-    elif snapshot.error is not None or snapshot.status is StageStatus.FAILED:
-        text = f"{lead}: no recommendation. {clip(snapshot.error or 'The consultation failed.', ERROR_CHARS)}"
-    else:
-        text = f"{lead}: {_fallback_progress(snapshot, mode)}"
-    return fit(text, MAX_FALLBACK_CHARS)
-
-
-def _fallback_verdict(rec: Recommendation) -> str:
+def _verdict_text(rec: Recommendation) -> str:
     runner = f"runner-up {label(rec.runner_up)}, " if rec.runner_up is not None else ""
-    scores = ", ".join(f"{label(m)} {_score(rec.scores.get(m))}" for m in CLASS_ORDER)
+    scores = ", ".join(f"{label(m)} {score_text(rec.scores.get(m))}" for m in CLASS_ORDER)
     rationale = clip(rec.rationale, FALLBACK_RATIONALE_CHARS)
     return (
         f"best {label(rec.best)} ({runner}confidence {rec.confidence}). {rationale} "
         f"Scores (1-10): {scores}. Typical class values, not design allowables."
     )
+
+
+def _fallback(snapshot: RunSnapshot | None, part: str, mode: Mode, note: str = "") -> str:
+    lead = f"{TITLE} for {part_name(part)}"
+    if snapshot is None and note:
+        text = f"{lead}: {clip(note, NOTE_CHARS)}"
+    elif snapshot is None:
+        text = f"{lead}: starting, {len(CLASS_ORDER)} material classes queued."
+    elif snapshot.error is not None or snapshot.status is StageStatus.FAILED:
+        text = f"{lead}: no recommendation. {clip(snapshot.error or 'The consultation failed.', ERROR_CHARS)}"
+    else:
+        text = f"{lead}: {_fallback_progress(snapshot, mode)}"
+    return fit(text, MAX_FALLBACK_CHARS)
 
 
 def _fallback_progress(snapshot: RunSnapshot, mode: Mode) -> str:

@@ -1,18 +1,22 @@
-"""One board line per material class: its state, and once done what the specialist concluded.
+"""One compact board line per material class: state, score bar, verdict word, the deciding reason.
 
-Returns mrkdwn strings (all model text escaped and clipped); `bot.blocks` wraps them in sections.
-Each text stays well under a section's 3,000 chars by construction: every part has its own budget.
+While the branches run a line shows the specialist's own score; once the recommendation is in it
+shows the calibrated score (and, on a re-run, the change against the previous board). Every
+line is one line of text: model text is escaped, collapsed to one line and clipped short.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from bot.blocks.kit import ELLIPSIS, clip
 from matrec.materials import CLASS_ORDER, MaterialClass
 from matrec.progress import BranchState, BranchStatus
 from matrec.report import label
+from matrec.results import BranchResult, Recommendation
 from matrec.schema import BranchAnalysis
 
 WAITING: Final = ":hourglass_flowing_sand:"
@@ -22,42 +26,72 @@ NOT_RUN: Final = ":heavy_minus_sign:"
 RECOMMENDED: Final = ":large_green_circle:"
 NOT_RECOMMENDED: Final = ":white_circle:"
 SCREENED: Final = ":no_entry:"
+BEST: Final = ":first_place_medal:"
+RUNNER_UP: Final = ":second_place_medal:"
+FLAGGED: Final = ":warning:"
 
-MAX_LIST_ITEMS: Final = 3
-SUMMARY_CHARS: Final = 400
-ITEM_CHARS: Final = 120
-GRADE_CHARS: Final = 60
-SCREEN_CHARS: Final = 300
-REASON_CHARS: Final = 400
-CONDITION_REASON_CHARS: Final = 200
+BAR_CELLS: Final = 10
+REASON_CHARS: Final = 90  # the deciding reason: short enough that a class stays one line
 CONDITION_NAME_CHARS: Final = 40
-CONDITIONS_LINE_CHARS: Final = 1_000
-MAX_FAILURE_LINES: Final = 3
 
 
-def class_texts(
-    branches: Sequence[BranchState],
-    *,
-    nested: bool,
-    finished: bool,
-    ranks: Mapping[MaterialClass, str],
-) -> list[str]:
-    """One mrkdwn text per class, in class order; `ranks` adds e.g. "best" to a class's first line."""
-    texts = []
-    for material in CLASS_ORDER:
-        states = [state for state in branches if state.material is material]
-        rank = ranks.get(material, "")
-        if nested or len(states) > 1 or any(state.condition for state in states):
-            texts.append(_conditions_text(material, states, finished, rank))
-        else:
-            texts.append(_branch_text(material, states[0] if states else None, finished, rank))
-    return texts
+@dataclass(frozen=True)
+class ClassOutcome:
+    """What the board says about one class once the recommendation is in."""
+
+    material: MaterialClass
+    score: float | None
+    rank: str  # "best", "runner-up" or ""
+    screen: str | None  # why a hard requirement rules the class out
+    screened_by: str  # "its specialist", "the comparison", or "" when nothing screened it out
+
+    @property
+    def flagged(self) -> bool:
+        """Picked as best or runner-up although it was screened out: shown as a warning, never both."""
+        return bool(self.rank and self.screen)
+
+
+def bar(value: float | None) -> str:
+    """A 0-10 score as ten cells; an unknown score as dots."""
+    if value is None:
+        return "`" + "·" * BAR_CELLS + "`"
+    filled = min(max(math.floor(value * BAR_CELLS / 10 + 0.5), 0), BAR_CELLS)  # half up: 6.5 fills 7
+    return "`" + "█" * filled + "░" * (BAR_CELLS - filled) + "`"
+
+
+def score_text(value: float | None) -> str:
+    """A score as the board writes it: one decimal at most, `n/a` when unknown."""
+    return "n/a" if value is None else f"{round(value, 1):g}"
 
 
 def condition_name(condition: str | None, index: int) -> str:
     """The short name of an operating condition (its text before ':'), escaped."""
     name = (condition or "").split(":")[0]
     return clip(name, CONDITION_NAME_CHARS) or f"condition {index + 1}"
+
+
+def specialist_screen(branches: Sequence[BranchResult], material: MaterialClass) -> str | None:
+    """The first hard screen a specialist of `material` gave (any operating condition), raw text."""
+    for result in branches:
+        if result.material is material and result.analysis is not None and result.analysis.hard_screen:
+            return result.analysis.hard_screen
+    return None
+
+
+def outcomes(rec: Recommendation) -> list[ClassOutcome]:
+    """Each class's final standing, in class order; a picked class is flagged, never "screened out"."""
+    aggregator: dict[MaterialClass, str] = {}
+    for screened in rec.screened_out:
+        aggregator.setdefault(screened.material, screened.reason)
+    standings = []
+    for material in CLASS_ORDER:
+        rank = "best" if material is rec.best else "runner-up" if material is rec.runner_up else ""
+        specialist = specialist_screen(rec.branches, material)
+        # A picked class is flagged with its specialist's own words; an unpicked one gets the comparison's.
+        screen = (specialist or aggregator.get(material)) if rank else (aggregator.get(material) or specialist)
+        by = "" if screen is None else "its specialist" if screen == specialist else "the comparison"
+        standings.append(ClassOutcome(material, rec.scores.get(material), rank, screen, by))
+    return standings
 
 
 def _analysis(state: BranchState) -> BranchAnalysis | None:
@@ -68,122 +102,127 @@ def _failed(state: BranchState) -> bool:
     return state.status is BranchStatus.FAILED or (state.status is BranchStatus.DONE and _analysis(state) is None)
 
 
-def _reason(state: BranchState, limit: int = REASON_CHARS) -> str:
-    error = state.result.error if state.result else None
-    return clip(error or "no reason was given", limit)
+def _error(results: Sequence[BranchResult | None]) -> str:
+    errors = [r.error for r in results if r is not None and r.error]
+    return clip(errors[0] if errors else "no reason was given", REASON_CHARS)
 
 
-def _pending_text(material: MaterialClass, status: BranchStatus, finished: bool) -> str:
+def _pending(material: MaterialClass, states: Sequence[BranchState], finished: bool) -> str:
     name = f"*{label(material)}*"
     if finished:
         return f"{NOT_RUN} {name} not assessed (the run ended first)"
-    if status is BranchStatus.RUNNING:
-        return f"{RUNNING} {name} analysing{ELLIPSIS}"
-    return f"{WAITING} {name} waiting"
-
-
-def _items(items: Sequence[str], limit: int, separator: str) -> str:
-    return separator.join(text for text in (clip(item, limit) for item in items[:MAX_LIST_ITEMS]) if text)
-
-
-def _branch_text(material: MaterialClass, state: BranchState | None, finished: bool, rank: str) -> str:
-    if state is None:
-        return _pending_text(material, BranchStatus.QUEUED, finished)
-    if _failed(state):
-        return f"{FAILED} *{label(material)}* could not be assessed: {_reason(state)}"
-    analysis = _analysis(state)
-    if analysis is None:
-        return _pending_text(material, state.status, finished)
-    icon = SCREENED if analysis.hard_screen else RECOMMENDED if analysis.recommended else NOT_RECOMMENDED
-    verdict = "recommended" if analysis.recommended else "not recommended"
-    lines = [f"{icon} *{label(material)}* · *{analysis.suitability}/10* · {verdict}{rank}"]
-    summary = clip(analysis.summary, SUMMARY_CHARS)
-    if summary:
-        lines.append(summary)
-    for title, items, limit, separator in (
-        ("Strengths", analysis.strengths, ITEM_CHARS, " · "),
-        ("Concerns", analysis.concerns, ITEM_CHARS, " · "),
-        ("Grades", analysis.example_grades, GRADE_CHARS, ", "),
-    ):
-        text = _items(items, limit, separator)
-        if text:
-            lines.append(f"*{title}:* {text}")
-    if analysis.hard_screen:
-        lines.append(f"{SCREENED} *Hard screen:* {clip(analysis.hard_screen, SCREEN_CHARS)}")
-    return "\n".join(lines)
-
-
-def _condition_token(state: BranchState, index: int, finished: bool) -> str:
-    name = condition_name(state.condition, index)
-    analysis = _analysis(state)
-    if analysis is not None:
-        return f"{name} *{analysis.suitability}*"
-    if _failed(state):
-        return f"{name} {FAILED}"
-    if finished:
-        return f"{name} –"
-    return f"{name} {RUNNING if state.status is BranchStatus.RUNNING else WAITING}"
-
-
-def _conditions_line(states: Sequence[BranchState], finished: bool) -> str:
-    tokens: list[str] = []
-    used = 0
-    for index, state in enumerate(states):
-        token = _condition_token(state, index, finished)
-        if used + len(token) > CONDITIONS_LINE_CHARS:
-            tokens.append(ELLIPSIS)
-            break
-        tokens.append(token)
-        used += len(token) + 3
-    return " · ".join(tokens)
-
-
-def _conditions_headline(material: MaterialClass, states: Sequence[BranchState], finished: bool) -> str:
-    name = f"*{label(material)}*"
-    done = [a for a in map(_analysis, states) if a is not None]
-    failed = [s for s in states if _failed(s)]
-    settled = len(done) + len(failed)
-    if not states or (settled < len(states) and not finished):
-        if settled == 0 and all(s.status is BranchStatus.QUEUED for s in states):
-            return _pending_text(material, BranchStatus.QUEUED, finished)
+    settled = sum(_analysis(s) is not None or _failed(s) for s in states)
+    if all(s.status is BranchStatus.QUEUED for s in states):
+        return f"{WAITING} {name} waiting"
+    if len(states) > 1:
         return f"{RUNNING} {name} analysing{ELLIPSIS} ({settled} of {len(states)} conditions done)"
+    return f"{RUNNING} {name} analysing{ELLIPSIS}"
+
+
+def _conditions_reason(states: Sequence[BranchState]) -> tuple[str, int]:
+    """ "recommended under 2 of 3 conditions · worst: wet (4)", and the worst score."""
+    named = [(condition_name(s.condition, i), a) for i, s in enumerate(states) if (a := _analysis(s)) is not None]
+    recommended = sum(a.recommended for _, a in named)
+    worst_name, worst = min(named, key=lambda pair: pair[1].suitability)
+    text = f"recommended under {recommended} of {len(named)} conditions · worst: {worst_name} {worst.suitability}"
+    return text, worst.suitability
+
+
+def running_line(material: MaterialClass, states: Sequence[BranchState], *, finished: bool) -> str:
+    """A class while the branches run: waiting, analysing, failed, or the specialist's verdict."""
+    done = [a for a in map(_analysis, states) if a is not None]
+    settled = len(done) + sum(_failed(s) for s in states)
+    if not states or (settled < len(states) and not finished) or (not done and settled == 0):
+        return _pending(material, states, finished)
+    name = f"*{label(material)}*"
     if not done:
-        if not failed:
-            return _pending_text(material, BranchStatus.QUEUED, finished)
-        return f"{FAILED} {name} could not be assessed: {_reason(failed[0])}"
-    recommended = sum(a.recommended for a in done)
-    icon = (
-        SCREENED
-        if any(a.hard_screen for a in done)
-        else RECOMMENDED
-        if recommended * 2 > len(done)
-        else NOT_RECOMMENDED
+        return f"{FAILED} {name} could not be assessed: {_error([s.result for s in states])}"
+    if len(states) > 1 or states[0].condition:
+        reason, worst = _conditions_reason(states)
+        low, high = worst, max(a.suitability for a in done)
+        scores = f"{low}" if low == high else f"{low}–{high}"
+        screened = any(a.hard_screen for a in done)
+        icon = (
+            SCREENED
+            if screened
+            else RECOMMENDED
+            if sum(a.recommended for a in done) * 2 > len(done)
+            else NOT_RECOMMENDED
+        )
+        return f"{icon} {name} {bar(low)} *{scores}* · {reason}"
+    analysis = done[0]
+    head = f"{name} {bar(analysis.suitability)} *{analysis.suitability}*"
+    if analysis.hard_screen:
+        return f"{SCREENED} {head} · screened out: {clip(analysis.hard_screen, REASON_CHARS)}"
+    icon, verdict = (RECOMMENDED, "recommended") if analysis.recommended else (NOT_RECOMMENDED, "not recommended")
+    return _joined(
+        f"{icon} {head}",
+        verdict,
+        clip(analysis.summary, REASON_CHARS),
     )
-    low, high = min(a.suitability for a in done), max(a.suitability for a in done)
-    scores = f"{low}/10" if low == high else f"{low}–{high}/10"
-    return f"{icon} {name} · *{scores}* · recommended under {recommended} of {len(done)} conditions"
 
 
-def _conditions_text(material: MaterialClass, states: Sequence[BranchState], finished: bool, rank: str) -> str:
-    headline = _conditions_headline(material, states, finished)
-    if not states:
-        return headline
-    lines = [
-        headline + (rank if any(_analysis(s) for s in states) else ""),
-        _conditions_line(states, finished),
+def running_lines(branches: Sequence[BranchState], *, finished: bool) -> list[str]:
+    """One line per class, in class order, while the branches run (or after a failed run)."""
+    return [
+        running_line(material, [s for s in branches if s.material is material], finished=finished)
+        for material in CLASS_ORDER
     ]
-    named = [(condition_name(s.condition, i), s) for i, s in enumerate(states)]
-    scored = [(name, a) for name, s in named if (a := _analysis(s)) is not None]
-    if scored:
-        worst_name, worst = min(scored, key=lambda pair: pair[1].suitability)
-        concern = clip(worst.concerns[0], ITEM_CHARS) if worst.concerns else ""
-        if concern:
-            lines.append(f"*Worst concern* ({worst_name}): {concern}")
-        screened = next(((name, a.hard_screen) for name, a in scored if a.hard_screen), None)
-        if screened is not None:
-            lines.append(f"{SCREENED} *Hard screen* ({screened[0]}): {clip(screened[1], SCREEN_CHARS)}")
-    failures = [(name, s) for name, s in named if _failed(s)]
-    if scored or (len(failures) < len(states) and not finished):  # else the headline gives the reason
-        for name, state in failures[:MAX_FAILURE_LINES]:
-            lines.append(f"{FAILED} {name}: {_reason(state, CONDITION_REASON_CHARS)}")
-    return "\n".join(lines)
+
+
+def _joined(*parts: str) -> str:
+    return " · ".join(part for part in parts if part)
+
+
+def _delta(material: MaterialClass, score: float | None, previous: Recommendation | None) -> str:
+    if previous is None or score is None:
+        return ""
+    before = previous.scores.get(material)
+    if before is None:
+        return " (new)"
+    change = round(score, 1) - round(before, 1)
+    return " (±0)" if abs(change) < 0.05 else f" ({change:+.1f})".replace(".0)", ")").replace("-", "−")
+
+
+def _final_reason(outcome: ClassOutcome, rec: Recommendation) -> str:
+    material = outcome.material
+    results = [r for r in rec.branches if r.material is material]
+    if outcome.flagged:
+        return f"{FLAGGED} {outcome.screened_by} screened it out: {clip(outcome.screen or '', REASON_CHARS)}"
+    if outcome.screen and not outcome.rank:
+        return f"screened out: {clip(outcome.screen, REASON_CHARS)}"
+    analyses = [r.analysis for r in results if r.analysis is not None]
+    if not analyses or material in rec.missing:
+        return f"could not be assessed: {_error(results)}"
+    if len(results) > 1 or results[0].condition:
+        states = [
+            BranchState(material=material, condition=r.condition, status=BranchStatus.DONE, result=r) for r in results
+        ]
+        return _conditions_reason(states)[0]
+    return clip(analyses[0].summary, REASON_CHARS)
+
+
+def _final_verdict(outcome: ClassOutcome, rec: Recommendation) -> tuple[str, str]:
+    if outcome.flagged:
+        return FLAGGED, outcome.rank
+    if outcome.rank:
+        return (BEST if outcome.rank == "best" else RUNNER_UP), outcome.rank
+    if outcome.screen:
+        return SCREENED, ""
+    analyses = [r.analysis for r in rec.branches if r.material is outcome.material and r.analysis is not None]
+    if not analyses or outcome.material in rec.missing or outcome.score is None:
+        return FAILED, ""
+    if sum(a.recommended for a in analyses) * 2 > len(analyses):
+        return RECOMMENDED, "recommended"
+    return NOT_RECOMMENDED, "not recommended"
+
+
+def final_lines(rec: Recommendation, *, previous: Recommendation | None = None) -> list[str]:
+    """One line per class once the recommendation is in: calibrated score, rank, deciding reason."""
+    lines = []
+    for outcome in outcomes(rec):
+        icon, verdict = _final_verdict(outcome, rec)
+        score = f"*{score_text(outcome.score)}*{_delta(outcome.material, outcome.score, previous)}"
+        head = f"{icon} *{label(outcome.material)}* {bar(outcome.score)} {score}"
+        lines.append(_joined(head, verdict, _final_reason(outcome, rec)))
+    return lines

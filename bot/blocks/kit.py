@@ -17,6 +17,12 @@ MAX_SECTION_CHARS: Final = 3_000
 MAX_HEADER_CHARS: Final = 150
 MAX_CONTEXT_ELEMENTS: Final = 10
 MAX_FALLBACK_CHARS: Final = 3_900  # chat.update answers msg_too_long above ~4,000
+MAX_ACTION_ELEMENTS: Final = 25  # per actions block
+MAX_BUTTON_TEXT_CHARS: Final = 75  # also a select option's text
+MAX_BUTTON_VALUE_CHARS: Final = 2_000
+MAX_OPTION_VALUE_CHARS: Final = 150
+MAX_OPTIONS: Final = 100
+MAX_PLACEHOLDER_CHARS: Final = 150
 ELLIPSIS: Final = "…"
 WORD_BACKTRACK_CHARS: Final = 30  # how far back a cut may move to end on a whole word
 LOOKAHEAD_CHARS: Final = 16  # longer than "@everyone", the longest text escape() rewrites
@@ -98,3 +104,73 @@ def capped(blocks: list[Block]) -> list[Block]:
     if len(blocks) <= MAX_BLOCKS:
         return blocks
     return [*blocks[: MAX_BLOCKS - 1], context(f"{ELLIPSIS} (more than Slack shows in one message)")]
+
+
+def plain(text: str, limit: int) -> dict[str, Any]:
+    """A plain_text object of our own words (emoji codes shown), cut to `limit` chars."""
+    return {"type": "plain_text", "text": fit(text, limit) or ELLIPSIS, "emoji": True}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> Block:
+    """A button; `value` is an id of ours (never cut: a cut id would name something else)."""
+    if len(value) > MAX_BUTTON_VALUE_CHARS:
+        raise ValueError(f"a button value holds at most {MAX_BUTTON_VALUE_CHARS} chars, got {len(value)}")
+    element: Block = {
+        "type": "button",
+        "text": plain(text, MAX_BUTTON_TEXT_CHARS),
+        "action_id": action_id,
+        "value": value,
+    }
+    if style is not None:
+        element["style"] = style
+    return element
+
+
+def static_select(placeholder: str, action_id: str, options: list[tuple[str, str]]) -> Block:
+    """A static_select of (text, value) options; values are ids of ours, never cut."""
+    if any(len(value) > MAX_OPTION_VALUE_CHARS for _, value in options):
+        raise ValueError(f"a select option's value holds at most {MAX_OPTION_VALUE_CHARS} chars")
+    return {
+        "type": "static_select",
+        "action_id": action_id,
+        "placeholder": plain(placeholder, MAX_PLACEHOLDER_CHARS),
+        "options": [
+            {"text": plain(text, MAX_BUTTON_TEXT_CHARS), "value": value} for text, value in options[:MAX_OPTIONS]
+        ],
+    }
+
+
+def actions(*elements: Block) -> Block:
+    """An actions block: a row of buttons and selects."""
+    return {"type": "actions", "elements": list(elements[:MAX_ACTION_ELEMENTS])}
+
+
+def _lines(text: object) -> list[str]:
+    return text.split("\n") if isinstance(text, str) and text else []
+
+
+def _text_of(obj: object) -> list[str]:
+    return _lines(obj.get("text")) if isinstance(obj, dict) else []
+
+
+def text_lines(blocks: list[Block]) -> list[str]:
+    """Every text line the blocks show, top to bottom: section text and fields, context elements,
+    headers. Buttons and selects are not text lines; a divider has none."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in ("section", "header"):
+            lines.extend(_text_of(block.get("text")))
+            for field in block.get("fields", []):
+                lines.extend(_text_of(field))
+        elif kind == "context":
+            for element in block.get("elements", []):
+                lines.extend(_text_of(element))
+        elif kind == "markdown":
+            lines.extend(_lines(block.get("text")))
+    return lines
+
+
+def block_text_lines(blocks: list[Block]) -> int:
+    """The board-size measure: how many text lines the blocks show (buttons and selects not counted)."""
+    return len(text_lines(blocks))
