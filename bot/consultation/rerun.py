@@ -28,7 +28,8 @@ from typing import Any, Final
 
 from bot import blocks
 from bot.actions import RERUN, RERUN_EDITED
-from bot.blocks.kit import Block
+from bot.blocks.kit import actions as actions_block
+from bot.blocks.kit import button
 from bot.consultation.intake import Consultant
 from bot.consultation.job import TEXT_ONLY_LABEL, JobRunner, prepared_images, stored_images
 from bot.consultation.thread import Thread
@@ -387,19 +388,8 @@ class Reruns:
     async def _offer(self, thread: Thread, message: str, action_id: str, value: str) -> None:
         """A notice in the thread with one Re-run button."""
         notice = blocks.notice(message)
-        button: Block = {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "text": {"type": "plain_text", "text": RERUN_LABEL, "emoji": True},
-                    "value": value,
-                    "style": "primary",
-                }
-            ],
-        }
-        offer = blocks.Rendered(text=notice.text, blocks=[*notice.blocks, button])
+        row = actions_block(button(RERUN_LABEL, action_id, value, style="primary"))
+        offer = blocks.Rendered(text=notice.text, blocks=[*notice.blocks, row])
         posted = post_reply(self.runner.client, channel=thread.channel, thread_ts=thread.thread_ts, rendered=offer)
         await best_effort(posted, f"could not offer a re-run in {thread.channel}")
 
