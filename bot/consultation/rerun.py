@@ -72,6 +72,9 @@ PHOTOS_FULL: Final = "This part already has {cap} photos, the most a consultatio
 CANCELLED: Final = "Cancelled: the upload was deleted."
 RERUN_LABEL: Final = "Re-run"
 
+SPLIT_KEY: Final = ":split:"  # in the synthetic message_ts of a consultation split off a multi-photo one
+RERUN_KEY: Final = ":rerun:"
+
 TaskKey = tuple[str, ConsultationKind, tuple[str, ...]]
 
 
@@ -129,7 +132,7 @@ class Reruns:
         if count < 2:
             await thread.notice(NOTHING_TO_SPLIT)
             return []
-        prefix = f"{parent.message_ts}:split:"
+        prefix = f"{parent.message_ts}{SPLIT_KEY}"
         async with self._lock:
             if any(child.message_ts.startswith(prefix) for child in await self.store.children(parent.id)):
                 await thread.notice(ALREADY_SPLIT)
@@ -163,7 +166,7 @@ class Reruns:
         kept = photos[:room]
         try:
             data = await asyncio.gather(*(self.runner.fetcher.fetch(file) for file in kept))
-            prepared = await self.runner.engine.prepare(Part(images=tuple(data), context=record.context))
+            prepared = await self.runner.engine.prepare(Part(images=tuple(data)))
         except (FileRejected, MatrecError) as error:
             await thread.notice(str(error))
             return
@@ -197,7 +200,8 @@ class Reruns:
             status=TurnStatus.SKIPPED,
         )
         await self.store.add_turn(turn)
-        latest = max(_of_upload(await self.store.for_thread(channel, upload.thread_ts), message_ts), key=_age)
+        of_upload = _of_upload(await self.store.for_thread(channel, upload.thread_ts), message_ts)
+        latest = max((r for r in of_upload if SPLIT_KEY not in r.message_ts), key=_age, default=upload)
         await self._offer(self._thread(latest), EDITED_OFFER, RERUN_EDITED, latest.id)
 
     async def deleted(self, channel: str, message_ts: str) -> None:
@@ -225,20 +229,21 @@ class Reruns:
         if prepared is None:
             return None, ()
         pending, sources = await self._pending(parent)
-        cap = self.runner.settings.max_images_per_message
-        images = (*prepared, *prepared_images(pending))[: max(cap, len(prepared))]
+        images = await self._with_pending(prepared, pending, thread)
+        if images is None:
+            return None, ()
         description, earlier = await self._description(parent)
         edit = await self._edit_after(parent)
         requirements = list(added)
         if edit is not None:
             requirements.insert(0, EDIT_PREFIX + _one_line(edit, EDIT_CHARS))
         n = 1 + sum(
-            child.message_ts.startswith(f"{parent.message_ts}:rerun:") for child in await self.store.children(parent.id)
+            child.message_ts.startswith(parent.message_ts + RERUN_KEY) for child in await self.store.children(parent.id)
         )
         record = Consultation(
             channel=parent.channel,
             thread_ts=parent.thread_ts,
-            message_ts=f"{parent.message_ts}:rerun:{n}",
+            message_ts=f"{parent.message_ts}{RERUN_KEY}{n}",
             user_id=user,
             file_id=parent.file_id,
             file_name=parent.file_name,
@@ -267,8 +272,23 @@ class Reruns:
             return ()  # a description alone
         try:
             data = await asyncio.gather(*(self.runner.fetcher.fetch(_stub(file)) for file in files))
-            return tuple(await self.runner.engine.prepare(Part(images=tuple(data), context=parent.context)))
+            return await self.runner.engine.prepare(Part(images=tuple(data)))
         except (FileRejected, MatrecError) as error:
+            await thread.notice(str(error))
+            return None
+
+    async def _with_pending(
+        self, prepared: tuple[PreparedImage, ...], pending: list[StoredImage], thread: Thread
+    ) -> tuple[PreparedImage, ...] | None:
+        """The parent's photos as they are, or, with reply photos added, all of them prepared again
+        together so each gets its share of one request (the engine sizes photos by their count)."""
+        if not pending:
+            return prepared
+        cap = self.runner.settings.max_images_per_message
+        together = (*prepared, *prepared_images(pending))[: max(cap, len(prepared))]
+        try:
+            return await self.runner.engine.prepare(Part(images=tuple(image.data for image in together)))
+        except MatrecError as error:
             await thread.notice(str(error))
             return None
 
