@@ -1,0 +1,132 @@
+"""Group DMs and membership look-ups: what conversations.members and users.conversations show a bot
+token, page by page, under each conversation type's own read scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from emulators.slack import SlackEmulator
+from emulators.slack_identity import DEFAULT_BOT_SCOPES
+
+GENERAL = "C0GENERAL"
+ALICE, BOB, CAROL = "U1", "U2", "U3"
+
+
+@pytest.fixture
+def client(slack: SlackEmulator) -> AsyncWebClient:
+    return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+
+
+async def error_of(call: Any) -> SlackApiError:
+    with pytest.raises(SlackApiError) as raised:
+        await call
+    return raised.value
+
+
+async def test_a_group_dm_is_an_mpim_and_its_messages_say_so(slack: SlackEmulator, client: AsyncWebClient) -> None:
+    mpim = slack.add_mpim([ALICE, BOB])
+    event = slack.user_message(mpim.id, ALICE, "which steel?")
+    info = await client.conversations_info(channel=mpim.id)
+    assert event["channel_type"] == "mpim"
+    assert set(mpim.members) == {ALICE, BOB, slack.bot_user_id}
+    assert (info["channel"]["is_mpim"], info["channel"]["is_private"], info["channel"]["is_channel"]) == (
+        True,
+        True,
+        False,
+    )
+    assert info["channel"]["name"].startswith("mpdm-alice--bob--")
+
+
+async def test_conversations_members_pages_with_a_cursor(slack: SlackEmulator, client: AsyncWebClient) -> None:
+    for n in range(5):
+        slack.add_user(f"U1{n}", f"user{n}")
+    crowd = slack.add_channel("crowd")  # every user, the bot included: 8 members
+    seen: list[str] = []
+    cursor = ""
+    pages = 0
+    while True:
+        page = await client.conversations_members(channel=crowd.id, limit=3, cursor=cursor)
+        seen += page["members"]
+        pages += 1
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert seen == crowd.members
+    assert pages == 3
+    bad = await error_of(client.conversations_members(channel=crowd.id, cursor="not-a-cursor"))
+    assert bad.response["error"] == "invalid_cursor"
+
+
+async def test_a_private_channel_without_the_bot_is_not_found_but_a_public_one_is_listed(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    secret = slack.add_channel("secret", is_private=True, members=[ALICE, BOB])
+    public = slack.add_channel("outside", members=[ALICE])
+    hidden = await error_of(client.conversations_members(channel=secret.id))
+    listed = await client.conversations_members(channel=public.id)
+    assert hidden.response["error"] == "channel_not_found"
+    assert listed["members"] == [ALICE]
+
+
+@pytest.mark.parametrize(
+    ("scope", "kind"),
+    [("channels:read", "public"), ("groups:read", "private"), ("im:read", "im"), ("mpim:read", "mpim")],
+)
+async def test_each_conversation_type_needs_its_own_read_scope(scope: str, kind: str) -> None:
+    async with SlackEmulator(scopes=DEFAULT_BOT_SCOPES - {scope}) as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        made = {
+            "public": lambda: slack.add_channel("pub"),
+            "private": lambda: slack.add_channel("priv", is_private=True),
+            "im": lambda: slack.add_im(ALICE),
+            "mpim": lambda: slack.add_mpim([ALICE, BOB]),
+        }
+        target = made[kind]().id
+        others = [m() for k, m in made.items() if k != kind]
+        missing = await error_of(client.conversations_members(channel=target))
+        for other in others:
+            assert (await client.conversations_members(channel=other.id))["ok"]
+    assert (missing.response["error"], missing.response["needed"]) == ("missing_scope", scope)
+
+
+async def test_without_any_read_scope_the_router_refuses_before_the_method() -> None:
+    scopes = DEFAULT_BOT_SCOPES - {"channels:read", "groups:read", "im:read", "mpim:read"}
+    async with SlackEmulator(scopes=scopes) as bare:
+        client = AsyncWebClient(token=bare.bot_token, base_url=bare.api_url)
+        refused = await error_of(client.users_conversations(user=ALICE))
+    assert refused.response["error"] == "missing_scope"
+    assert "mpim:read" in refused.response["needed"]
+
+
+async def test_users_conversations_lists_what_the_user_is_in_and_the_bot_can_see(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    slack.add_user(CAROL, "carol")
+    shared_private = slack.add_channel("design", is_private=True, members=[ALICE, slack.bot_user_id])
+    slack.add_channel("hr", is_private=True, members=[ALICE])  # the bot is not in it: invisible
+    outside = slack.add_channel("random", members=[ALICE])  # public, without the bot: visible
+    slack.add_channel("carols", members=[CAROL, slack.bot_user_id])  # Alice is not in it
+    mpim = slack.add_mpim([ALICE, BOB])
+    dm = slack.add_im(ALICE)
+    everything = "public_channel,private_channel,mpim,im"
+    listed = await client.users_conversations(user=ALICE, types=everything, limit=100)
+    public_only = await client.users_conversations(user=ALICE)
+    assert {c["id"] for c in listed["channels"]} == {GENERAL, shared_private.id, outside.id, mpim.id, dm.id}
+    assert {c["id"] for c in public_only["channels"]} == {GENERAL, outside.id}
+    unknown = await error_of(client.users_conversations(user="U404"))
+    bad_type = await error_of(client.users_conversations(user=ALICE, types="public_channel,nonsense"))
+    assert (unknown.response["error"], bad_type.response["error"]) == ("user_not_found", "invalid_types")
+
+
+async def test_users_conversations_pages_too(slack: SlackEmulator, client: AsyncWebClient) -> None:
+    ids = {GENERAL} | {slack.add_channel(f"c{n}").id for n in range(4)}
+    first = await client.users_conversations(user=BOB, limit=2)
+    second = await client.users_conversations(user=BOB, limit=2, cursor=first["response_metadata"]["next_cursor"])
+    third = await client.users_conversations(user=BOB, limit=2, cursor=second["response_metadata"]["next_cursor"])
+    got = [c["id"] for page in (first, second, third) for c in page["channels"]]
+    assert set(got) == ids and len(got) == 5
+    assert third["response_metadata"]["next_cursor"] == ""
