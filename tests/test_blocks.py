@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator, Sequence
+from datetime import date
 from typing import Any
 
 import pytest
 
-from bot.blocks import Rendered, board, board_error, notice
+from bot.blocks import Rendered, block_text_lines, board, board_error, details, notice, text_lines
+from bot.board_view import BoardView, SimilarLink
 from bot.escape import WORD_JOINER, escape
 from matrec.choices import Mode, Strategy
 from matrec.materials import CLASS_ORDER, MaterialClass
@@ -107,9 +109,11 @@ def _finished_snapshot() -> RunSnapshot:
 
 
 def _class_texts(rendered: Rendered) -> list[str]:
-    """The six class sections' texts (the sections right after the first divider)."""
+    """The six class lines: the section right after the first divider, one line per class."""
     start = next(i for i, block in enumerate(rendered.blocks) if block["type"] == "divider") + 1
-    return [block["text"]["text"] for block in rendered.blocks[start : start + len(CLASS_ORDER)]]
+    lines: list[str] = rendered.blocks[start]["text"]["text"].split("\n")
+    assert len(lines) == len(CLASS_ORDER)
+    return lines
 
 
 def _text_objects(value: object) -> Iterator[dict[str, Any]]:
@@ -131,7 +135,11 @@ def _assert_within_slack_limits(rendered: Rendered) -> None:
     assert 0 < len(rendered.text) <= MAX_FALLBACK_CHARS
     assert 0 < len(rendered.blocks) <= MAX_BLOCKS
     for block in rendered.blocks:
-        assert block["type"] in {"section", "context", "divider", "header"}
+        assert block["type"] in {"section", "context", "divider", "header", "actions"}
+        if block["type"] == "actions":
+            assert 0 < len(block["elements"]) <= 25
+            for element in block["elements"]:
+                assert 0 < len(element.get("text", element.get("placeholder", {})).get("text", "")) <= 75
         if block["type"] == "section":
             assert 0 < len(block["text"]["text"]) <= MAX_SECTION_CHARS
         if block["type"] == "header":
@@ -176,12 +184,21 @@ def test_placeholder_lists_the_six_classes_as_waiting() -> None:
     assert f"> {CONTEXT}" in rendered.blocks[1]["text"]["text"]
     assert "Comparing" not in _all_text(rendered)
     assert rendered.text == f"Material consultation for {PART}: starting, 6 material classes queued."
+    assert not [b for b in rendered.blocks if b["type"] == "actions"]
     _assert_within_slack_limits(rendered)
 
 
 def test_placeholder_without_requirements_says_the_photo_alone_is_judged() -> None:
     rendered = board(None, part=PART, context="  \n ")
     assert "No requirements given" in rendered.blocks[1]["text"]["text"]
+
+
+def test_long_requirements_are_quoted_in_at_most_three_lines_while_running() -> None:
+    rendered = board(None, part=PART, context="\n".join(f"requirement {i}" for i in range(10)))
+    quoted = [line for line in rendered.blocks[1]["text"]["text"].split("\n") if line.startswith("> ")]
+    assert quoted[:2] == ["> requirement 0", "> requirement 1"]
+    assert len(quoted) == 3
+    assert quoted[2].startswith("> requirement 2 requirement 3")
 
 
 def test_nested_placeholder_still_lists_the_six_classes() -> None:
@@ -192,28 +209,25 @@ def test_nested_placeholder_still_lists_the_six_classes() -> None:
     assert "operating conditions" in rendered.blocks[1]["text"]["text"]
 
 
-def test_running_board_shows_done_failed_and_running_classes_distinctly() -> None:
+def test_running_board_shows_one_compact_line_per_class() -> None:
     states = [
         _done(ok(M.METAL, 8)),
         _done(ok(M.POLYMER, 4, recommended=False)),
         _done(ok(M.CERAMIC, 2, hard_screen="Brittle under the bolt preload.")),
         _done(failed(M.COMPOSITE, "Claude was overloaded")),
         BranchState(material=M.ELASTOMER, status=BranchStatus.RUNNING),
-        BranchState(material=M.WOOD, status=BranchStatus.RUNNING),
+        BranchState(material=M.WOOD, status=BranchStatus.QUEUED),
     ]
     rendered = board(_snapshot(states), part=PART, context=CONTEXT)
-    metal, polymer, ceramic, composite, elastomer, wood = _class_texts(rendered)
-    assert metal.startswith(":large_green_circle: *Metal* · *8/10* · recommended\nmetal scores 8")
-    assert "*Strengths:* metal strength" in metal
-    assert "*Concerns:* metal concern" in metal
-    assert "*Grades:* metal grade" in metal
-    assert polymer.startswith(":white_circle: *Polymer* · *4/10* · not recommended")
-    assert ceramic.startswith(":no_entry: *Ceramic* · *2/10*")
-    assert ":no_entry: *Hard screen:* Brittle under the bolt preload." in ceramic
-    assert composite == ":x: *Composite* could not be assessed: Claude was overloaded"
-    assert elastomer == ":hourglass: *Elastomer* analysing…"
-    assert wood == ":hourglass: *Wood* analysing…"
-    assert len(rendered.blocks) == 3 + 6  # no aggregation section while the branches run
+    assert _class_texts(rendered) == [
+        ":large_green_circle: *Metal* `████████░░` *8* · recommended · metal scores 8",
+        ":white_circle: *Polymer* `████░░░░░░` *4* · not recommended · polymer scores 4",
+        ":no_entry: *Ceramic* `██░░░░░░░░` *2* · screened out: Brittle under the bolt preload.",
+        ":x: *Composite* could not be assessed: Claude was overloaded",
+        ":hourglass: *Elastomer* analysing…",
+        ":hourglass_flowing_sand: *Wood* waiting",
+    ]
+    assert [b["type"] for b in rendered.blocks] == ["header", "section", "divider", "section"]
     assert rendered.text == f"Material consultation for {PART}: 4/6 classes done, 1 could not be assessed."
     _assert_within_slack_limits(rendered)
 
@@ -221,36 +235,36 @@ def test_running_board_shows_done_failed_and_running_classes_distinctly() -> Non
 def test_board_says_it_is_comparing_while_the_aggregation_runs() -> None:
     results = _finished_results()
     rendered = board(_snapshot([_done(r) for r in results], aggregation=StageStatus.RUNNING), part=PART, context="")
-    assert rendered.blocks[-1]["text"]["text"] == ":scales: Comparing the classes side by side…"
+    assert rendered.blocks[-1]["elements"][0]["text"] == ":scales: Comparing the classes side by side…"
     assert rendered.text.endswith("comparing the classes side by side….")
+    assert not [b for b in rendered.blocks if b["type"] == "actions"]
 
 
-def test_finished_board_shows_the_verdict_scores_missing_classes_and_footer() -> None:
+def test_finished_board_puts_the_answer_first_then_one_line_per_class_and_the_footer() -> None:
     rendered = board(_finished_snapshot(), part=PART, context=CONTEXT)
-    texts = [block.get("text", {}).get("text", "") for block in rendered.blocks]
-    verdict = next(t for t in texts if t.startswith(":trophy:"))
-    assert verdict == (
-        ":trophy: *Best: Metal* · runner-up *Polymer* · confidence *medium*\n"
-        "Metal carries the load outdoors; polymer is lighter but creeps at 60 C."
-    )
-    scores = next(t for t in texts if t.startswith("*Calibrated scores*")).split("\n")[1:]
-    assert scores == [
-        "`████████░░` *8* Metal · :first_place_medal: best",
-        "`███████░░░` *6.5* Polymer · :second_place_medal: runner-up",
-        "`██████░░░░` *6* Composite",
-        "`██░░░░░░░░` *2* Ceramic · :no_entry: screened out: brittle under impact",
-        "`█░░░░░░░░░` *1* Elastomer",
-        "`··········` *n/a* Wood · could not be assessed",
+    lines = text_lines(rendered.blocks)
+    assert lines[:4] == [
+        ":trophy: *Best: Metal* · runner-up *Polymer* · confidence *medium*",
+        "Metal carries the load outdoors; polymer is lighter but creeps at 60 C.",
+        ":question: What is the peak load?",
+        ":question: How many parts a year?",
     ]
-    extras = next(t for t in texts if t.startswith(":question:"))
-    assert "• What is the peak load?" in extras
-    assert ":information_source: A fallback note." in extras
-    metal = _class_texts(rendered)[0]
-    assert metal.startswith(":large_green_circle: *Metal* · *8/10* · recommended · :first_place_medal: best")
+    assert lines[4] == f":frame_with_picture: *{PART}* · _{CONTEXT}_"
+    assert _class_texts(rendered) == [
+        ":first_place_medal: *Metal* `████████░░` *8* · best · metal scores 8",
+        ":second_place_medal: *Polymer* `███████░░░` *6.5* · runner-up · polymer scores 7",
+        ":no_entry: *Ceramic* `██░░░░░░░░` *2* · screened out: brittle under impact",
+        ":large_green_circle: *Composite* `██████░░░░` *6* · recommended · composite scores 6",
+        ":white_circle: *Elastomer* `█░░░░░░░░░` *1* · not recommended · elastomer scores 1",
+        ":x: *Wood* `··········` *n/a* · could not be assessed: the answer was cut off",
+    ]
     footer = rendered.blocks[-1]
     assert footer["type"] == "context"
     assert footer["elements"][0]["text"].startswith(":stopwatch: 23.4 s, 7 calls, 54,500 tokens")
     assert "not design allowables" in footer["elements"][0]["text"]
+    assert "six specialists in parallel, compared side by side by Claude" in footer["elements"][0]["text"]
+    assert footer["elements"][0]["text"].endswith("More under *Details*: 1 note.")
+    assert block_text_lines(rendered.blocks) == len(lines) == 12
     assert rendered.text.startswith(
         f"Material consultation for {PART}: best Metal (runner-up Polymer, confidence medium). Metal carries"
     )
@@ -281,20 +295,14 @@ def _nested_states() -> list[BranchState]:
     return states
 
 
-def test_nested_board_shows_one_section_per_class_with_its_three_conditions() -> None:
+def test_nested_board_shows_one_line_per_class_with_its_worst_condition() -> None:
     rendered = board(_snapshot(_nested_states(), mode=Mode.NESTED), part=PART, context="")
-    sections = [b for b in rendered.blocks if b["type"] == "section"]
-    assert len(sections) == 1 + 6
     metal, *_, wood = _class_texts(rendered)
-    assert metal.split("\n")[:2] == [
-        ":large_green_circle: *Metal* · *6–8/10* · recommended under 3 of 3 conditions",
-        "nominal service *8* · elevated temperature *7* · wet or corrosive *6*",
-    ]
-    assert "*Worst concern* (wet or corrosive): metal concern" in metal
-    assert wood.split("\n")[:2] == [
-        ":hourglass: *Wood* analysing… (2 of 3 conditions done)",
-        "nominal service *8* · elevated temperature *7* · wet or corrosive :hourglass:",
-    ]
+    assert metal == (
+        ":large_green_circle: *Metal* `██████░░░░` *6–8* · "
+        "recommended under 3 of 3 conditions · worst: wet or corrosive 6"
+    )
+    assert wood == ":hourglass: *Wood* analysing… (2 of 3 conditions done)"
     assert (
         "3 operating conditions: nominal service, elevated temperature, wet or corrosive"
         in (rendered.blocks[1]["text"]["text"])
@@ -303,15 +311,13 @@ def test_nested_board_shows_one_section_per_class_with_its_three_conditions() ->
     _assert_within_slack_limits(rendered)
 
 
-def test_nested_board_names_the_failed_conditions_and_their_reasons() -> None:
+def test_nested_class_whose_conditions_all_failed_gives_the_first_reason() -> None:
     states = [
-        _done(ok(M.METAL, 7, condition=DEFAULT_CONDITIONS[0])),
-        _done(failed(M.METAL, "timed out").model_copy(update={"condition": DEFAULT_CONDITIONS[1]})),
+        _done(failed(M.METAL, "timed out").model_copy(update={"condition": DEFAULT_CONDITIONS[0]})),
+        _done(failed(M.METAL, "overloaded").model_copy(update={"condition": DEFAULT_CONDITIONS[1]})),
     ]
     rendered = board(_snapshot(states, mode=Mode.NESTED), part=PART, context="")
-    metal = _class_texts(rendered)[0]
-    assert "elevated temperature :x:" in metal
-    assert ":x: elevated temperature: timed out" in metal
+    assert _class_texts(rendered)[0] == ":x: *Metal* could not be assessed: timed out"
 
 
 # -- injection ------------------------------------------------------------------------------------
@@ -352,19 +358,34 @@ def _assert_inert(rendered: Rendered) -> None:
 
 def test_model_and_user_text_on_the_board_comes_out_inert() -> None:
     rendered = board(_hostile_snapshot(), part=HOSTILE, context=HOSTILE)
-    text = _all_text(rendered)
-    assert text.count(HOSTILE_ESCAPED) >= 8
-    assert f"> {HOSTILE_ESCAPED}" in rendered.blocks[1]["text"]["text"]
-    assert f"*{HOSTILE_ESCAPED}*" in rendered.blocks[1]["text"]["text"]
-    metal, polymer, *_ = _class_texts(rendered)
-    assert f"\n{HOSTILE_ESCAPED}\n" in metal  # the summary
-    assert f":no_entry: *Hard screen:* {HOSTILE_ESCAPED}" in metal
-    assert polymer == f":x: *Polymer* could not be assessed: {HOSTILE_ESCAPED}"
-    assert f"*medium*\n{HOSTILE_ESCAPED}" in text  # the rationale
-    assert f"• {HOSTILE_ESCAPED}" in text  # a question
-    assert f"screened out: {HOSTILE_ESCAPED[:60]}" in text
-    assert rendered.text.startswith(f"Material consultation for {HOSTILE_ESCAPED}: best Metal")
+    lines = text_lines(rendered.blocks)
+    assert lines[1] == HOSTILE_ESCAPED  # the rationale
+    assert f":question: {HOSTILE_ESCAPED}" in lines
+    assert lines[4].endswith(f" · _{HOSTILE_ESCAPED}_")  # the requirements
+    metal, polymer, ceramic, *_ = _class_texts(rendered)
+    assert "screened it out: &lt;!channel&gt; &lt;!here&gt;" in metal  # the specialist's hard screen
+    assert "could not be assessed: &lt;!channel&gt; &lt;!here&gt;" in polymer
+    assert "screened out: &lt;!channel&gt; &lt;!here&gt;" in ceramic
+    assert rendered.text.startswith("Material consultation for &lt;!channel&gt; &lt;!here&gt;")
     _assert_inert(rendered)
+
+
+def test_model_text_on_a_running_board_and_in_the_details_comes_out_inert() -> None:
+    finished = _hostile_snapshot()
+    running = board(
+        finished.model_copy(update={"recommendation": None, "status": StageStatus.RUNNING}),
+        part=HOSTILE,
+        context=HOSTILE,
+    )
+    assert f"> {HOSTILE_ESCAPED}" in running.blocks[1]["text"]["text"]
+    assert "&lt;!channel&gt; &lt;!here&gt;" in _class_texts(running)[0]  # the hard screen
+    _assert_inert(running)
+    replies = details(finished)
+    text = "\n".join(_all_text(reply) for reply in replies)
+    # rationale, question, note, 2 screened-out reasons, summary, strength, concern, grade, hard screen, error
+    assert text.count(HOSTILE_ESCAPED) >= 11
+    for reply in replies:
+        _assert_inert(reply)
 
 
 def test_error_text_and_notice_come_out_inert() -> None:
@@ -419,9 +440,16 @@ def test_very_long_model_text_still_fits_slacks_limits() -> None:
     snapshot = _snapshot([_done(r) for r in results], status=StageStatus.DONE, recommendation=rec)
     rendered = board(snapshot, part=huge, context=huge)
     _assert_within_slack_limits(rendered)
-    assert "…" in _class_texts(rendered)[0]
-    assert _class_texts(rendered)[0].count("*Strengths:*") == 1
-    assert _class_texts(rendered)[0].split("*Strengths:* ")[1].split("\n")[0].count(" · ") == 2
+    assert _class_texts(rendered)[0].endswith("word…")
+    assert block_text_lines(rendered.blocks) <= 20
+    assert all(len(line) <= 600 for line in text_lines(rendered.blocks))  # every line clipped
+    replies = details(rec)
+    for reply in replies:
+        _assert_within_slack_limits(reply)
+    metal = next(
+        b["text"]["text"] for r in replies for b in r.blocks if "*Strengths:*" in b.get("text", {}).get("text", "")
+    )
+    assert metal.split("*Strengths:*\n")[1].split("\n*Concerns:*")[0].count("• ") == 3
     _assert_within_slack_limits(board_error(part=huge, context=huge, message=huge))
     _assert_within_slack_limits(notice(huge))
 
@@ -500,15 +528,41 @@ def _random_snapshot(rng: _Fuzz) -> RunSnapshot:
     return _snapshot(states, **update)
 
 
+def _random_view(rng: _Fuzz, results: Sequence[BranchResult]) -> BoardView | None:
+    if rng.random() < 0.2:
+        return None
+    previous = _recommendation(list(results), scores={m: rng.choice([None, rng.uniform(0, 10)]) for m in CLASS_ORDER})
+    links = tuple(
+        SimilarLink(who=rng.text(), when=date(2026, 1, 1 + i), part=rng.text(), outcome=rng.text(), link=rng.text())
+        for i in range(rng.randint(0, 5))
+    )
+    return BoardView(
+        consultation_id=rng.choice([None, "c" * 32]),
+        photos=rng.randint(1, 4),
+        kind=rng.choice(["upload", "rerun", "stress"]),
+        changes=tuple(rng.text() for _ in range(rng.randint(0, 4))),
+        previous=rng.choice([None, previous]),
+        choices={m: rng.randint(0, 3) for m in rng.sample(CLASS_ORDER, 3)},
+        ratings=(rng.randint(0, 3), rng.randint(0, 3)),
+        similar=links,
+        details_in_thread=rng.random() < 0.5,
+    )
+
+
 def test_random_snapshots_always_render_within_limits_and_inert() -> None:
     rng = _Fuzz(RANDOM_SEED)
     for _ in range(RANDOM_CASES):
         snapshot = _random_snapshot(rng)
         part, context = rng.text(), rng.text()
-        rendered = board(snapshot, part=part, context=context, mode=snapshot.mode)
+        view = _random_view(rng, [s.result for s in snapshot.branches if s.result is not None])
+        rendered = board(snapshot, part=part, context=context, mode=snapshot.mode, view=view)
         _assert_inert(rendered)
-        assert rendered == board(snapshot, part=part, context=context, mode=snapshot.mode)
-        assert len([b for b in rendered.blocks if b["type"] == "section"]) >= 1 + len(CLASS_ORDER)
+        assert rendered == board(snapshot, part=part, context=context, mode=snapshot.mode, view=view)
+        assert len(_class_texts(rendered)) == len(CLASS_ORDER)
+        if snapshot.recommendation is not None:
+            assert block_text_lines(rendered.blocks) <= 20
+            for reply in details(snapshot.recommendation):
+                _assert_inert(reply)
     for _ in range(RANDOM_CASES):
         _assert_inert(board_error(part=rng.text(), context=rng.text(), message=rng.text()))
         _assert_inert(notice(rng.text()))

@@ -52,8 +52,12 @@ def flag_line(rec: Recommendation) -> str:
     flagged = [o for o in outcomes(rec) if o.flagged]
     if not flagged:
         return ""
-    parts = [f"*{label(o.material)}* by {o.screened_by}: {clip(o.screen or '', FLAG_REASON_CHARS)}" for o in flagged]
-    return f"{FLAGGED} Picked although screened out: {'; '.join(parts)}"
+    parts = [
+        f"*{label(o.material)}* was picked although {o.screened_by} screened it out: "
+        f"{clip(o.screen or '', FLAG_REASON_CHARS)}"
+        for o in flagged
+    ]
+    return f"{FLAGGED} {'; '.join(parts)}"
 
 
 def question_lines(rec: Recommendation) -> list[str]:

@@ -188,7 +188,7 @@ def _final_reason(outcome: ClassOutcome, rec: Recommendation) -> str:
     material = outcome.material
     results = [r for r in rec.branches if r.material is material]
     if outcome.flagged:
-        return f"{FLAGGED} {outcome.screened_by} screened it out: {clip(outcome.screen or '', REASON_CHARS)}"
+        return f"picked although {outcome.screened_by} screened it out: {clip(outcome.screen or '', REASON_CHARS)}"
     if outcome.screen and not outcome.rank:
         return f"screened out: {clip(outcome.screen, REASON_CHARS)}"
     analyses = [r.analysis for r in results if r.analysis is not None]

@@ -14,6 +14,7 @@ from typing import Final
 from bot.blocks.classes import outcomes, score_text
 from bot.blocks.kit import ELLIPSIS, MAX_FALLBACK_CHARS, Block, Rendered, clip, context, fit, section
 from bot.blocks.surroundings import part_name
+from bot.escape import escape
 from matrec.materials import CLASS_ORDER, PROFILES, MaterialClass
 from matrec.progress import RunSnapshot
 from matrec.report import TYPICAL_VALUES_NOTE, label
@@ -83,12 +84,15 @@ def _overview(rec: Recommendation | None, part: str) -> list[Block]:
 
 def _properties(material: MaterialClass) -> str:
     p = PROFILES[material]
-    return (
-        f"*Typical {label(material).lower()} values* (not design allowables): "
-        f"density (g/cm³) {p.density_g_cm3} · Young's modulus (GPa) {p.youngs_modulus_gpa} · "
-        f"strength (MPa) {p.strength_mpa} · max service temperature (°C) {p.max_service_temp_c} · "
-        f"relative cost (A36 steel = 1) {p.relative_cost}"
+    values = (
+        ("density (g/cm³)", p.density_g_cm3),
+        ("Young's modulus (GPa)", p.youngs_modulus_gpa),
+        ("strength (MPa)", p.strength_mpa),
+        ("max service temperature (°C)", p.max_service_temp_c),
+        ("relative cost (A36 steel = 1)", p.relative_cost),
     )
+    listed = " · ".join(f"{name} {escape(value)}" for name, value in values)  # "<= 100" must not open a link
+    return f"*Typical {label(material).lower()} values* (not design allowables): {listed}"
 
 
 def _items(items: Sequence[str]) -> list[str]:
