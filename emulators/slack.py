@@ -439,7 +439,7 @@ class SlackEmulator:
         """Edit a stored message (if text/blocks given) and return the `message_changed` event."""
         message = self.workspace.message(channel, ts)
         previous = self.workspace.render(message)
-        if text is not None and blocks is None and message.client_msg_id is not None:
+        if text is not None and blocks is None and message.bot_id is None:
             blocks = rich_text_blocks(text) if text else []  # a person's client re-renders its rich_text
         if text is not None or blocks is not None:
             self.workspace.edit(message, text=text, blocks=blocks)

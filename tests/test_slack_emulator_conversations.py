@@ -3,13 +3,14 @@ token, page by page, under each conversation type's own read scope."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from emulators.slack import SlackEmulator
+from emulators.slack import Channel, SlackEmulator
 from emulators.slack_identity import DEFAULT_BOT_SCOPES
 
 GENERAL = "C0GENERAL"
@@ -79,7 +80,7 @@ async def test_a_private_channel_without_the_bot_is_not_found_but_a_public_one_i
 async def test_each_conversation_type_needs_its_own_read_scope(scope: str, kind: str) -> None:
     async with SlackEmulator(scopes=DEFAULT_BOT_SCOPES - {scope}) as slack:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
-        made = {
+        made: dict[str, Callable[[], Channel]] = {
             "public": lambda: slack.add_channel("pub"),
             "private": lambda: slack.add_channel("priv", is_private=True),
             "im": lambda: slack.add_im(ALICE),

@@ -75,11 +75,14 @@ async def test_a_chunk_over_12000_characters_is_refused_before_anything_is_poste
     slack: SlackEmulator, client: AsyncWebClient
 ) -> None:
     ts = slack.user_message(GENERAL, ALICE, "q")["ts"]
-    recipient = {"recipient_team_id": TEAM, "recipient_user_id": ALICE}
-    too_long = client.chat_startStream(channel=GENERAL, thread_ts=ts, markdown_text="x" * 12_001, **recipient)
+    too_long = client.chat_startStream(
+        channel=GENERAL, thread_ts=ts, markdown_text="x" * 12_001, recipient_team_id=TEAM, recipient_user_id=ALICE
+    )
     assert await error_of(too_long) == "msg_too_long"
     assert [m.ts for m in slack.thread(GENERAL, ts)] == [ts]
-    started = await client.chat_startStream(channel=GENERAL, thread_ts=ts, markdown_text="x" * 12_000, **recipient)
+    started = await client.chat_startStream(
+        channel=GENERAL, thread_ts=ts, markdown_text="x" * 12_000, recipient_team_id=TEAM, recipient_user_id=ALICE
+    )
     again = client.chat_appendStream(channel=GENERAL, ts=started["ts"], markdown_text="y" * 12_001)
     assert await error_of(again) == "msg_too_long"
     assert slack.stream_state(GENERAL, started["ts"]).text == "x" * 12_000
