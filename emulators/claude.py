@@ -45,7 +45,7 @@ from emulators.claude_faults import MALFORMED_DATA, Fault, FaultRule, raise_stat
 from emulators.claude_features import ThinkingPlan, check_features
 from emulators.claude_models import model_spec
 from emulators.claude_records import RecordedRequest
-from emulators.claude_reply import Reply, answer_block, build_reply, signature, thinking_block
+from emulators.claude_reply import Reply, answer_block, build_reply, signature, thinking_block, tool_after_block
 from emulators.claude_requests import MAX_REQUEST_BYTES, ApiError, check_body, check_headers, parse_body
 from emulators.claude_stream import StreamPlan, stream_events
 from emulators.claude_thinking import ThinkingDraws, adaptive_thinking_tokens, manual_thinking_tokens
@@ -63,7 +63,7 @@ _DELTA_USAGE_KEYS: Final = (
     "output_tokens",
     "output_tokens_details",
 )
-_MATCHES: Final = frozenset({*CLASS_ORDER, "branch", "aggregate", "single", "generic"})
+_MATCHES: Final = frozenset({*CLASS_ORDER, "branch", "aggregate", "single", "follow_up", "generic"})
 
 
 ThinkingOverride = int | Callable[[RecordedRequest], int]
@@ -181,7 +181,7 @@ class ClaudeEmulator:
     ) -> None:
         """Script `fault` for the next `times` matching requests (None: every one).
 
-        `match` is a class name, a request kind ("branch", "aggregate", "single", "generic") or
+        `match` is a class name, a request kind ("branch", "aggregate", "single", "follow_up", "generic") or
         None for any request. `retry_after_s` sets retry-after headers on status faults (default
         0.05 s for RATE_LIMITED; SPEND_LIMIT never sends them).
         """
@@ -380,6 +380,8 @@ class ClaudeEmulator:
             content.append(thinking_block(reply, signature(record.request_id, reply.thinking_tokens), complete=True))
         if reply.has_answer:
             content.append(answer_block(reply, self._new_id("toolu"), complete=True))
+        if reply.has_answer and reply.tool_after is not None:
+            content.append(tool_after_block(reply, self._new_id("toolu"), complete=True))
         assert record.usage is not None
         message = json.dumps(self._message(record, content, reply.stop_reason, record.usage))
         record.status = 200

@@ -5,6 +5,7 @@ The project's prompts follow tag conventions the emulator reads back:
     branch      <material_class>metal</material_class> [<operating_condition>...</operating_condition>]
     aggregate   <task>aggregate</task> and one <analysis material="..."> block per assessed class
     single      <task>single</task>
+    follow_up   <task>follow_up</task>: a question about a consultation (`emulators.claude_followup`)
     generic     anything else
 
 On top of a generic schema synthesis, fields are scripted by name from the request's
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from emulators.claude_assessment import Assessment
+from emulators.claude_followup import RERUN_TOOL, followup_answer
 from emulators.claude_nudges import DIMENSIONS
 from emulators.claude_schema import UNSCRIPTED, Context, Schema, SchemaSynthesizer, bounds
 from matrec.materials import PROFILES, MaterialClass
@@ -72,7 +74,7 @@ _CONCERN: Final[Mapping[str, str]] = {
     "wood": "moisture swelling and variability",
 }
 
-Kind = Literal["branch", "aggregate", "single", "generic"]
+Kind = Literal["branch", "aggregate", "single", "follow_up", "generic"]
 
 
 @dataclass(frozen=True)
@@ -119,13 +121,15 @@ def request_text(body: Mapping[str, Any]) -> str:
 
 
 def request_kind(body: Mapping[str, Any]) -> RequestKind:
-    """Classify a Messages request body as a branch, aggregate, single or generic request."""
+    """Classify a Messages request body as a branch, aggregate, single, follow-up or generic request."""
     text = user_text(body)
     tasks = {task.lower() for task in _TASK.findall(text)}
     if "aggregate" in tasks:
         return RequestKind("aggregate")
     if "single" in tasks:
         return RequestKind("single")
+    if "follow_up" in tasks:
+        return RequestKind("follow_up")
     material = _MATERIAL.search(text)
     if material and material.group(1).lower() in CLASS_ORDER:
         condition = _CONDITION.search(text)
@@ -243,9 +247,10 @@ class ScriptedAnswers:
 
 @dataclass(frozen=True)
 class ReplyPlan:
-    """How the answer is delivered: JSON text for a schema, a forced tool call, or plain text."""
+    """How the answer is delivered: JSON text for a schema, a forced tool call, plain text, or text
+    that may end with a call of one of the request's tools (`chat`: a follow-up with tools on auto)."""
 
-    mode: Literal["json", "tool", "text"]
+    mode: Literal["json", "tool", "text", "chat"]
     schema: Schema | None = None
     tool_name: str | None = None
 
@@ -265,7 +270,13 @@ def plan_reply(body: Mapping[str, Any]) -> ReplyPlan:
     fmt = output.get("format") if isinstance(output, dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
         return ReplyPlan("json", fmt["schema"])
+    if request_kind(body).kind == "follow_up":
+        return ReplyPlan("chat", tool_name=RERUN_TOOL if RERUN_TOOL in _tool_names(body) else None)
     return ReplyPlan("text")
+
+
+def _tool_names(body: Mapping[str, Any]) -> list[str]:
+    return [str(t.get("name")) for t in body.get("tools") or [] if isinstance(t, dict)]
 
 
 def summary(material: str, score: int, causes: list[str], condition: str = "") -> str:
@@ -276,6 +287,8 @@ def summary(material: str, score: int, causes: list[str], condition: str = "") -
 
 def synthesize(plan: ReplyPlan, body: Mapping[str, Any], kind: RequestKind, assessment: Assessment) -> Any:
     """The scripted answer: an object fitting the plan's schema, or a short text."""
+    if plan.mode == "chat":
+        return followup_answer(user_text(body), [plan.tool_name] if plan.tool_name else [])
     script = ScriptedAnswers(body, kind, assessment)
     if plan.schema is not None:
         return SchemaSynthesizer(plan.schema, script).synthesize(script.context())

@@ -41,6 +41,8 @@ class Reply:
     thinking_tokens: int  # 0: no thinking block
     answer_tokens: int  # 0: no answer block
     thinking_text: str = ""  # "" when display is "omitted"
+    tool_after: dict[str, Any] | None = None  # chat: a tool call after the text (tool_name), as its input
+    tool_after_json: str = ""
 
     @property
     def output_tokens(self) -> int:
@@ -65,6 +67,8 @@ def build_reply(
 ) -> Reply:
     """The answer as delivered, after the fault (if any) and the max_tokens limit on thinking + answer."""
     thinking_text = THINKING_SUMMARY if summarized and thinking_tokens else ""
+    if plan.mode == "chat":
+        return _chat_reply(plan, value, fault, max_tokens, thinking_tokens, tokenizer, thinking_text)
     block_type: Literal["text", "tool_use"] = "tool_use" if plan.mode == "tool" else "text"
     stop_reason = "tool_use" if plan.mode == "tool" else "end_turn"
     if thinking_tokens >= max_tokens:
@@ -85,6 +89,62 @@ def build_reply(
         return Reply(block_type, cut_text, {}, plan.tool_name, "max_tokens", thinking_tokens, room, thinking_text)
     tool_input = value if block_type == "tool_use" else None
     return Reply(block_type, text, tool_input, plan.tool_name, stop_reason, thinking_tokens, tokens, thinking_text)
+
+
+def _chat_reply(
+    plan: ReplyPlan,
+    value: Any,
+    fault: Fault | None,
+    max_tokens: int,
+    thinking_tokens: int,
+    tokenizer: Tokenizer,
+    thinking_text: str,
+) -> Reply:
+    """Text, then possibly a tool call (stop_reason "tool_use"); cut at max_tokens like any answer."""
+    if thinking_tokens >= max_tokens:
+        return Reply("text", "", None, plan.tool_name, "max_tokens", max_tokens, 0, thinking_text)
+    room = max_tokens - thinking_tokens
+    text = str(value.get("text", "")) if isinstance(value, dict) else str(value)
+    tool_input = value.get("tool_input") if isinstance(value, dict) and plan.tool_name else None
+    if fault is Fault.REFUSAL:
+        return Reply(
+            "text",
+            REFUSAL_TEXT,
+            None,
+            None,
+            "refusal",
+            thinking_tokens,
+            tokenizer.output_tokens(REFUSAL_TEXT),
+            thinking_text,
+        )
+    tool_json = json.dumps(tool_input) if isinstance(tool_input, dict) else ""
+    tokens = tokenizer.output_tokens(text) + (tokenizer.output_tokens(tool_json) if tool_json else 0)
+    if fault is Fault.TRUNCATED or tokens > room:
+        limit_chars = tokenizer.chars_for(room)
+        cut = min(len(text) // 2, limit_chars) if fault is Fault.TRUNCATED else limit_chars
+        return Reply(
+            "text", text[: max(1, cut)], None, plan.tool_name, "max_tokens", thinking_tokens, room, thinking_text
+        )
+    if not tool_json:
+        return Reply("text", text, None, plan.tool_name, "end_turn", thinking_tokens, tokens, thinking_text)
+    return Reply(
+        "text",
+        text,
+        None,
+        plan.tool_name,
+        "tool_use",
+        thinking_tokens,
+        tokens,
+        thinking_text,
+        tool_after=tool_input,
+        tool_after_json=tool_json,
+    )
+
+
+def tool_after_block(reply: Reply, tool_id: str, *, complete: bool) -> dict[str, Any]:
+    """The tool_use block that follows a chat answer's text: whole, or as a stream starts it (empty)."""
+    tool_input = reply.tool_after if complete and reply.tool_after is not None else {}
+    return {"type": "tool_use", "id": tool_id, "name": reply.tool_name, "input": tool_input}
 
 
 def signature(request_id: str, thinking_tokens: int) -> str:

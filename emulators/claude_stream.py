@@ -7,6 +7,8 @@
                                                         thinking is done
     content_block_start i (text or tool_use, empty),  if an answer is left within max_tokens; deltas
       [ping], content_block_delta..., stop i            evenly spaced up to the last byte
+    content_block_start i+1 (tool_use, empty),        a chat answer's tool call after its text:
+      input_json_delta..., stop i+1                     its input streamed as partial JSON
     message_delta (stop_reason, usage), message_stop
 
 DROP_MIDSTREAM and MALFORMED_CHUNK break the stream after half the answer's deltas, or right after
@@ -20,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from emulators.claude_reply import Reply, answer_block, answer_delta, chunks, thinking_block
+from emulators.claude_reply import Reply, answer_block, answer_delta, chunks, thinking_block, tool_after_block
 from emulators.claude_timing import TimingPlan
 
 Send = Callable[[str, Mapping[str, Any]], Awaitable[None]]
@@ -72,6 +74,15 @@ async def _answer(plan: StreamPlan, index: int, send: Send, pace: Pace) -> Strea
     if plan.breaks:
         return "broken"
     await _block(send, "content_block_stop", index)
+    if reply.tool_after is not None:
+        await _block(
+            send, "content_block_start", index + 1, content_block=tool_after_block(reply, plan.tool_id, complete=False)
+        )
+        for chunk in chunks(reply.tool_after_json):
+            await _block(
+                send, "content_block_delta", index + 1, delta={"type": "input_json_delta", "partial_json": chunk}
+            )
+        await _block(send, "content_block_stop", index + 1)
     return None
 
 

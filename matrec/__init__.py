@@ -24,6 +24,8 @@ if TYPE_CHECKING:
         QuorumError,
         RunTimeoutError,
     )
+    from matrec.followup import FollowUpReply, PriorTurn, render_consultation
+    from matrec.images import PreparedImage
     from matrec.materials import MaterialClass
     from matrec.progress import BranchStatus, EventKind, ProgressEvent, RunSnapshot, StageStatus
     from matrec.results import BranchResult, Recommendation
@@ -39,11 +41,14 @@ _HOMES = {
     "Engine": "matrec.engine",
     "EngineSettings": "matrec.settings",
     "EventKind": "matrec.progress",
+    "FollowUpReply": "matrec.followup",
     "ImageError": "matrec.errors",
     "MaterialClass": "matrec.materials",
     "MatrecError": "matrec.errors",
     "Mode": "matrec.choices",
     "Part": "matrec.engine",
+    "PreparedImage": "matrec.images",
+    "PriorTurn": "matrec.followup",
     "ProgressEvent": "matrec.progress",
     "QuorumError": "matrec.errors",
     "Recommendation": "matrec.results",
@@ -52,6 +57,7 @@ _HOMES = {
     "RunTimeoutError": "matrec.errors",
     "StageStatus": "matrec.progress",
     "Strategy": "matrec.choices",
+    "render_consultation": "matrec.followup",
 }
 
 __all__ = [
@@ -64,11 +70,14 @@ __all__ = [
     "Engine",
     "EngineSettings",
     "EventKind",
+    "FollowUpReply",
     "ImageError",
     "MaterialClass",
     "MatrecError",
     "Mode",
     "Part",
+    "PreparedImage",
+    "PriorTurn",
     "ProgressEvent",
     "QuorumError",
     "Recommendation",
@@ -77,6 +86,7 @@ __all__ = [
     "RunTimeoutError",
     "StageStatus",
     "Strategy",
+    "render_consultation",
 ]
 
 

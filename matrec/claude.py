@@ -1,4 +1,4 @@
-"""The one adapter to Claude: one structured answer over one stream, errors mapped to ours.
+"""The one adapter to Claude: one structured answer, or one streamed free-text answer, errors mapped to ours.
 
 Every call streams, so the engine learns when a response starts (the moment a cached prefix
 becomes readable by other requests) and can time the first byte. The answer is read by block type
@@ -9,6 +9,10 @@ reason, as do API and transport errors.
 The SDK's own retries are off (`max_retries=0`): `matrec.retry` is the one retry loop, outside the
 concurrency slot, honouring retry-after within the branch's deadline. So each `structured()` call
 is exactly one HTTP attempt, and its error carries what the loop needs (`kind`, `retry_after_s`).
+
+`converse()` is the free-text form (follow-up questions): it yields the answer's text deltas as
+they arrive and ends with the whole answer and the tool calls it made (read from the SDK's final
+message, whose tool inputs the SDK assembles from the `input_json_delta`s).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -40,6 +45,39 @@ _UNAVAILABLE_STATUS = 503
 _TOO_MANY_REQUESTS_STATUS = 429
 _RETRYABLE_CLIENT_STATUSES = frozenset({408, 409})
 _MS_PER_S = 1000.0
+
+
+@dataclass(frozen=True)
+class ChatStarted:
+    """The response began (its prefix is now readable from the cache by other requests)."""
+
+
+@dataclass(frozen=True)
+class ChatText:
+    """A piece of the answer's text, as it arrived."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool the model called, with its input as sent."""
+
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatDone:
+    """The whole answer: its text, the tools it called, what it was billed; `truncated` when cut at max_tokens."""
+
+    text: str
+    tool_calls: list[ToolCall]
+    usage: TokenUsage
+    truncated: bool = False
+
+
+ChatEvent = ChatStarted | ChatText | ChatDone
 
 
 @dataclass(frozen=True)
@@ -175,7 +213,7 @@ class Claude:
         output_config: dict[str, Any] = {"format": {"type": "json_schema", "schema": _schema(output)}}
         if effort is not None and self.takes_effort:
             output_config["effort"] = effort
-        try:
+        with self._mapped_errors():
             async with self._client.messages.stream(
                 model=self.model,
                 max_tokens=max_tokens,
@@ -187,6 +225,52 @@ class Claude:
                     if event.type == "message_start" and on_started is not None:
                         on_started()
                 message = await stream.get_final_message()
+        usage = _usage(message)
+        return Reply(_validate(message, output, max_tokens, usage), usage)
+
+    async def converse(
+        self,
+        *,
+        system: str,
+        tools: Sequence[Mapping[str, Any]],
+        messages: Sequence[Mapping[str, Any]],
+        max_tokens: int,
+        effort: Effort | None = None,
+    ) -> AsyncIterator[ChatEvent]:
+        """One attempt at a free-text answer, streamed: `ChatStarted`, then each `ChatText` delta as it
+        arrives, then `ChatDone` with the whole text, the tool calls and the usage.
+
+        Blocks are read by type (a thinking block comes first on Claude 5.x). Raises ModelCallError,
+        possibly after some text was already yielded (the caller decides whether to retry).
+        """
+        output_config: dict[str, Any] = {}
+        if effort is not None and self.takes_effort:
+            output_config["effort"] = effort
+        extra: dict[str, Any] = {"output_config": output_config} if output_config else {}
+        if tools:
+            extra["tools"] = list(tools)
+        with self._mapped_errors():
+            async with self._client.messages.stream(
+                model=self.model,
+                max_tokens=max_tokens,
+                system=[TextBlockParam(type="text", text=system)],
+                messages=list(messages),  # type: ignore[arg-type]  # TypedDicts built as dicts
+                **extra,
+            ) as stream:
+                async for event in stream:
+                    if event.type == "message_start":
+                        yield ChatStarted()
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta" and event.delta.text:
+                        yield ChatText(event.delta.text)
+                message = await stream.get_final_message()
+        usage = _usage(message)
+        yield _chat_done(message, max_tokens, usage)
+
+    @contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
+        """API and transport errors as ModelCallErrors whose kind says whether a retry can help."""
+        try:
+            yield
         except anthropic.APITimeoutError:
             raise ModelCallError(
                 CallFailure.TIMEOUT, f"Claude did not answer within the {self._timeout_text()} request timeout"
@@ -204,8 +288,6 @@ class Claude:
             raise ModelCallError(CallFailure.DROPPED, "the connection to Claude dropped mid-answer") from None
         except json.JSONDecodeError:
             raise ModelCallError(CallFailure.DROPPED, "Claude's answer stream sent a chunk that is not JSON") from None
-        usage = _usage(message)
-        return Reply(_validate(message, output, max_tokens, usage), usage)
 
     def _timeout_text(self) -> str:
         return f"{self.request_timeout_s:g} s" if self.request_timeout_s is not None else "configured"
@@ -232,6 +314,23 @@ def _validate(message: Any, output: type[T], max_tokens: int, usage: TokenUsage)
         raise ModelCallError(
             CallFailure.INVALID_OUTPUT, f"Claude's answer did not fit the schema ({where}: {first['msg']})", usage=usage
         ) from None
+
+
+def _chat_done(message: Any, max_tokens: int, usage: TokenUsage) -> ChatDone:
+    stop_reason = message.stop_reason
+    text = "".join(block.text for block in message.content if block.type == "text")
+    calls = [ToolCall(block.name, dict(block.input)) for block in message.content if block.type == "tool_use"]
+    if stop_reason == "refusal":
+        raise ModelCallError(CallFailure.REFUSED, "Claude declined to answer this question", usage=usage)
+    if stop_reason is None:
+        raise ModelCallError(CallFailure.DROPPED, "Claude's answer stopped before it was complete", usage=usage)
+    if stop_reason == "max_tokens" and not text:
+        raise ModelCallError(
+            CallFailure.TRUNCATED,
+            f"Claude reached the {max_tokens:,}-token limit before answering (thinking counts against it)",
+            usage=usage,
+        )
+    return ChatDone(text=text, tool_calls=calls, usage=usage, truncated=stop_reason == "max_tokens")
 
 
 _SCHEMAS: dict[type[pydantic.BaseModel], dict[str, Any]] = {}

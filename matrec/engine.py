@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
+from matrec import followup
 from matrec.admission import Admission
 from matrec.claude import Claude
 from matrec.errors import BadInputError, ImageError, MatrecError, RunTimeoutError, unexpected
+from matrec.followup import FollowUpEvent, PriorTurn
 from matrec.images import PhotoBudget, PreparedImage, photo_budget, prepare_image
 from matrec.limiter import Limiter
 from matrec.options import MAX_CONTEXT_CHARS, Part, RunOptions
@@ -73,6 +75,26 @@ class Engine:
             message = f"The consultation did not finish within {self.settings.run_timeout_s:g} s."
             run.tracker.failed(message)
             raise RunTimeoutError(message) from None
+
+    def follow_up(
+        self,
+        *,
+        images: Sequence[PreparedImage],
+        consultation: str,
+        history: Sequence[PriorTurn],
+        question: str,
+        asker: str | None = None,
+    ) -> AsyncIterator[FollowUpEvent]:
+        """Answer a question about a finished consultation, streamed: Started, TextDeltas, Finished.
+
+        `consultation` is `render_consultation(rec)`; `images` the photos it was made from (stored
+        and rebuilt with `PreparedImage.from_bytes`, so the cached prefix matches). Raises
+        BadInputError, or ModelCallError (retried inside only before the first words). See
+        matrec.followup.
+        """
+        return followup.follow_up(
+            self, images=images, consultation=consultation, history=history, question=question, asker=asker
+        )
 
     async def evaluate_many(
         self,

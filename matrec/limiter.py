@@ -16,10 +16,12 @@ from enum import IntEnum
 
 
 class Priority(IntEnum):
-    """Lower runs first: an aggregation finishes a consultation, so it goes ahead of new branches."""
+    """Lower runs first: a follow-up has a person waiting for its first words; an aggregation finishes
+    a consultation, so it goes ahead of new branches."""
 
-    AGGREGATION = 0
-    BRANCH = 1
+    FOLLOW_UP = 0
+    AGGREGATION = 1
+    BRANCH = 2
 
 
 class Limiter:

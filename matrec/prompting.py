@@ -14,9 +14,7 @@ _NO_CONTEXT = (
     "load, temperature, environment and quantity."
 )
 _NO_IMAGE = "There is no photo: judge from the description alone."
-_SEVERAL_IMAGES = (
-    "The {count} photos above show the same part from different angles: judge them together, as one part."
-)
+_SEVERAL_IMAGES = "The {count} photos above show the same part from different angles: judge them together, as one part."
 
 
 @cache
@@ -43,6 +41,21 @@ def branch_system() -> str:
 def aggregator_system() -> str:
     """The system prompt of the aggregation call."""
     return _load("aggregator").replace("{grounding_table}", grounding_table())
+
+
+@cache
+def followup_system() -> str:
+    """The system prompt of follow-up questions on a finished consultation."""
+    return _load("followup")
+
+
+def followup_question(question: str, *, asker: str | None, current: bool) -> str:
+    """One follow-up question as a user-turn text block; the current one carries the task tag."""
+    parts = ["<task>follow_up</task>"] if current else []
+    if asker:
+        parts.append(f"<asker>{_escape(asker)}</asker>")
+    parts.append(f"<question>\n{_escape(question.strip())}\n</question>")
+    return "\n".join(parts)
 
 
 def shared_text(context: str, *, photos: int) -> str:

@@ -118,14 +118,12 @@ class Caller:
         loop = asyncio.get_running_loop()
         while True:
             tally.attempts += 1
-            paused_s = self.limiter.paused_until - time.monotonic()
-            if paused_s > deadline - loop.time():
-                raise _rate_limit_wait(paused_s, deadline - loop.time())
+            self.check_pause(tally, deadline - loop.time())
             try:
                 async with self.limiter.slot(priority):
                     if on_attempt is not None:
                         on_attempt()
-                    with self._pausing_on_rate_limit():
+                    with self.pausing_on_rate_limit():
                         reply = await self.claude.structured(
                             system=ask.system,
                             images=ask.images,
@@ -146,20 +144,30 @@ class Caller:
                 if error.kind is CallFailure.TRUNCATED:
                     ask = self._after_truncation(ask, error, tally)
                     continue
-                delay_s = self._delay(error, tally)
-                left_s = deadline - loop.time()
-                wait_s = error.retry_after_s if error.kind is CallFailure.RATE_LIMITED else None
-                if wait_s is not None and wait_s > left_s:
-                    raise _rate_limit_wait(wait_s, left_s) from None
-                if delay_s >= left_s:
-                    raise _gave_up(error, tally) from None
-                await asyncio.sleep(delay_s)
+                await asyncio.sleep(self.wait_before_retry(error, tally, deadline - loop.time()))
                 continue
             tally.billed.append(reply.usage)
             return reply
 
+    def wait_before_retry(self, error: ModelCallError, tally: Trace, left_s: float) -> float:
+        """How long to wait before retrying after `error` with `left_s` to the deadline; raises the
+        error to report when it is not to be retried (or the wait would pass the deadline)."""
+        delay_s = self._delay(error, tally)
+        wait_s = error.retry_after_s if error.kind is CallFailure.RATE_LIMITED else None
+        if wait_s is not None and wait_s > left_s:
+            raise _rate_limit_wait(wait_s, left_s) from None
+        if delay_s >= left_s:
+            raise _gave_up(error, tally) from None
+        return delay_s
+
+    def check_pause(self, tally: Trace, left_s: float) -> None:
+        """Raise at once when the process-wide rate-limit pause outlasts the time left."""
+        paused_s = self.limiter.paused_until - time.monotonic()
+        if paused_s > left_s:
+            raise _rate_limit_wait(paused_s, left_s)
+
     @contextmanager
-    def _pausing_on_rate_limit(self) -> Iterator[None]:
+    def pausing_on_rate_limit(self) -> Iterator[None]:
         """A 429's retry-after pauses every new call of the process, set before this slot is released."""
         try:
             yield

@@ -7,7 +7,8 @@ engineer watches the board fill in), so branches, the aggregator and the single-
 all default to `medium`: six branches in parallel wait for the slowest one's thinking, and a
 shorter thinking tail is what keeps that wait short. Raise `MATREC_AGGREGATE_EFFORT=high` to
 spend more on the one call that decides the answer; `matrec eval` re-sweeps effort as the docs
-advise.
+advise. A follow-up question in a thread is chat, the latency-sensitive case the docs name, so
+it defaults to `low` (`MATREC_FOLLOWUP_EFFORT`).
 
 `max_tokens` is a hard limit on thinking plus the answer, so the defaults leave room for the
 heavy tail of thinking (see emulators/claude_thinking.py for the distribution they are sized
@@ -124,9 +125,12 @@ class EngineSettings(BaseSettings):
     branch_effort: Effort = "medium"
     aggregate_effort: Effort = "medium"
     single_effort: Effort = "medium"
+    followup_effort: Effort = "low"
     branch_max_tokens: int = Field(default=16_000, ge=1024)
     aggregate_max_tokens: int = Field(default=16_000, ge=1024)
     single_max_tokens: int = Field(default=32_000, ge=1024)
+    followup_max_tokens: int = Field(default=8_000, ge=1024)  # thinking + the answer
+    followup_timeout_s: PositiveFloat = 60.0  # to the first words of a follow-up answer, retries included
     max_consultations: int = Field(default=4, ge=1, le=256)
     max_decodes: int = Field(default=2, ge=1, le=64)
     max_image_edge_px: int = Field(default=1568, ge=64, le=8000)
