@@ -21,8 +21,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.store import Consultation, Store
+from bot.store.migrate import MIGRATIONS_LOCATION
 from matrec.choices import Mode, Strategy
 from matrec.materials import MaterialClass
 from matrec.results import ImageInfo, Recommendation, Timing, TokenUsage, UsageReport
@@ -208,3 +213,68 @@ def opener_fixture(url: str, clock: FakeClock) -> Opener:
         return await Store.open(url, clock=clock)
 
     return open_again
+
+
+def inspection_engine(url: str) -> AsyncEngine:
+    """An engine on a test database with no store in between, for reflection and raw Alembic runs."""
+    path = sqlite_file(url)
+    if path is not None:
+        return create_async_engine(sa.URL.create("sqlite+aiosqlite", database=str(path)))
+
+    async def connect() -> Any:
+        return await asyncpg.connect(url)
+
+    return create_async_engine("postgresql+asyncpg://", async_creator=connect)
+
+
+async def describe_schema(url: str) -> dict[str, Any]:
+    """Every table but the first store's schema_version, as reflection sees it."""
+    engine = inspection_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_describe)
+    finally:
+        await engine.dispose()
+
+
+def _describe(connection: sa.Connection) -> dict[str, Any]:
+    inspector = sa.inspect(connection)
+    described: dict[str, Any] = {}
+    for table in sorted(set(inspector.get_table_names()) - {"schema_version"}):
+        columns = [
+            (c["name"], str(c["type"]), c["nullable"], c.get("default"), c.get("identity"))
+            for c in inspector.get_columns(table)
+        ]
+        indexes = sorted(
+            (
+                i["name"],
+                tuple(i["column_names"]),
+                i["unique"],
+                {k: str(v) for k, v in i.get("dialect_options", {}).items()},
+            )
+            for i in inspector.get_indexes(table)
+        )
+        unique = sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table))
+        described[table] = (columns, inspector.get_pk_constraint(table)["constrained_columns"], unique, indexes)
+    return described
+
+
+async def run_alembic(url: str, action: str, revision: str) -> None:
+    """`alembic upgrade|downgrade revision` on a test database, as Store.open() would run it but to any revision."""
+
+    def run(connection: sa.Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", MIGRATIONS_LOCATION)
+        config.set_main_option("path_separator", "os")
+        config.attributes["connection"] = connection
+        getattr(command, action)(config, revision)
+
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = inspection_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(run)
+    finally:
+        await engine.dispose()

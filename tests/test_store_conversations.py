@@ -205,7 +205,7 @@ async def test_feedback_keeps_what_a_call_leaves_out_and_clears_with_none(store:
     clock.advance(2)
     chose = await store.set_feedback(parent.id, "U1", chosen=M.POLYMER)
     assert (chose.rating, chose.chosen, chose.updated_at) == ("helpful", M.POLYMER, START + timedelta(seconds=2))
-    changed = await store.set_feedback(parent.id, "U1", rating="not_helpful", chosen="metal")
+    changed = await store.set_feedback(parent.id, "U1", rating="not_helpful", chosen=M.METAL)
     assert (changed.rating, changed.chosen) == ("not_helpful", M.METAL)
     cleared = await store.set_feedback(parent.id, "U1", rating=None)
     assert (cleared.rating, cleared.chosen) == (None, M.METAL)

@@ -9,11 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-import sqlalchemy as sa
 from pydantic import TypeAdapter
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.store import Consultation, ConsultationStatus, SchemaTooNewError, Store, StoredFile
 from matrec.errors import ConfigError
@@ -23,6 +20,7 @@ from tests.store_support import (  # noqa: F401 (pytest fixtures)
     FakeClock,
     backend_of,
     clock_fixture,
+    describe_schema,
     execute_raw,
     fetch_raw,
     fresh_database,
@@ -238,7 +236,7 @@ async def test_an_adopted_database_ends_with_the_schema_of_a_fresh_one(url: str,
         for opened in (url, fresh):
             async with await Store.open(opened):
                 pass
-        assert await _describe_schema(url) == await _describe_schema(fresh)
+        assert await describe_schema(url) == await describe_schema(fresh)
 
 
 async def test_stores_opening_one_fresh_database_at_once_migrate_it_once(
@@ -305,47 +303,4 @@ async def test_a_first_store_database_of_a_later_schema_version_is_refused(url: 
 
 
 async def _table_names(url: str) -> set[str]:
-    return set((await _describe_schema(url)).keys())
-
-
-def _inspection_engine(url: str) -> AsyncEngine:
-    path = sqlite_file(url)
-    if path is not None:
-        return create_async_engine(sa.URL.create("sqlite+aiosqlite", database=str(path)))
-
-    async def connect() -> Any:
-        return await asyncpg.connect(url)
-
-    return create_async_engine("postgresql+asyncpg://", async_creator=connect)
-
-
-async def _describe_schema(url: str) -> dict[str, Any]:
-    """Every table but the first store's schema_version, as reflection sees it."""
-    engine = _inspection_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_describe)
-    finally:
-        await engine.dispose()
-
-
-def _describe(connection: sa.Connection) -> dict[str, Any]:
-    inspector = sa.inspect(connection)
-    described: dict[str, Any] = {}
-    for table in sorted(set(inspector.get_table_names()) - {"schema_version"}):
-        columns = [
-            (c["name"], str(c["type"]), c["nullable"], c.get("default"), c.get("identity"))
-            for c in inspector.get_columns(table)
-        ]
-        indexes = sorted(
-            (
-                i["name"],
-                tuple(i["column_names"]),
-                i["unique"],
-                {k: str(v) for k, v in i.get("dialect_options", {}).items()},
-            )
-            for i in inspector.get_indexes(table)
-        )
-        unique = sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table))
-        described[table] = (columns, inspector.get_pk_constraint(table)["constrained_columns"], unique, indexes)
-    return described
+    return set((await describe_schema(url)).keys())
