@@ -25,11 +25,8 @@ def action_ids(message: Message) -> set[str]:
 
 
 def is_board(message: Message) -> bool:
-    """A consultation board (headed by the board's title), in whatever state."""
-    return any(
-        block.get("type") == "header" and (block.get("text") or {}).get("text") == TITLE
-        for block in message.blocks or []
-    )
+    """A consultation board, in whatever state (its fallback text names the board's title first)."""
+    return message.text.startswith(TITLE)
 
 
 def final_boards(slack: SlackEmulator, sent: Upload) -> list[Message]:
@@ -39,7 +36,13 @@ def final_boards(slack: SlackEmulator, sent: Upload) -> list[Message]:
 
 async def wait_final_boards(slack: SlackEmulator, sent: Upload, count: int) -> list[Message]:
     """Wait until `count` boards in the thread are final; returns them."""
-    await slack.wait_until(lambda: len(final_boards(slack, sent)) >= count, WAIT_S, what=f"{count} final boards")
+    try:
+        await slack.wait_until(lambda: len(final_boards(slack, sent)) >= count, WAIT_S, what=f"{count} final boards")
+    except TimeoutError as error:
+        shown = "\n".join(
+            f"- {m.text[:200]!r} {sorted(action_ids(m))}" for m in bot_replies(slack, sent.channel, sent.ts)
+        )
+        raise TimeoutError(f"{error}; the thread shows:\n{shown}") from None
     return final_boards(slack, sent)
 
 

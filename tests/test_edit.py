@@ -76,6 +76,7 @@ async def test_a_rerun_offered_while_the_upload_still_runs_waits_for_its_final_b
 ) -> None:
     claude.latencies["aggregate"] = 1.0  # still running when the offer is clicked
     sent = await upload(slack, PHOTO)
+    await slack.wait_until(lambda: any(is_board(m) for m in bot_replies(slack, GENERAL, sent.ts)), WAIT_S)
     await slack.deliver_event(slack.message_changed(GENERAL, sent.ts, text=EDITED))
     await slack.wait_until(lambda: bool(with_action(slack, sent, actions.RERUN_EDITED)), WAIT_S, what="the offer")
     (offer,) = with_action(slack, sent, actions.RERUN_EDITED)
