@@ -189,10 +189,11 @@ def _outcome(snapshot: RunSnapshot) -> list[Block]:
 
 
 def _footer(rec: Recommendation, view: BoardView | None) -> str:
-    how = f"{_MODE_WORDS[rec.mode]}, {_STRATEGY_WORDS[rec.strategy]}"
+    how = _MODE_WORDS[rec.mode]
     conditions = _conditions(rec)
     if rec.mode is Mode.NESTED and conditions:
         how += f" ({', '.join(conditions)})"
+    how += f", {_STRATEGY_WORDS[rec.strategy]}"
     text = f":stopwatch: {escape(footer(rec))} Judged by {how}."
     moved = moved_to_details(rec)
     if moved:

@@ -212,9 +212,11 @@ def _final_verdict(outcome: ClassOutcome, rec: Recommendation) -> tuple[str, str
     analyses = [r.analysis for r in rec.branches if r.material is outcome.material and r.analysis is not None]
     if not analyses or outcome.material in rec.missing or outcome.score is None:
         return FAILED, ""
-    if sum(a.recommended for a in analyses) * 2 > len(analyses):
-        return RECOMMENDED, "recommended"
-    return NOT_RECOMMENDED, "not recommended"
+    recommended = sum(a.recommended for a in analyses) * 2 > len(analyses)
+    icon = RECOMMENDED if recommended else NOT_RECOMMENDED
+    if len(analyses) > 1:
+        return icon, ""  # the reason says under how many conditions it is recommended
+    return icon, "recommended" if recommended else "not recommended"
 
 
 def final_lines(rec: Recommendation, *, previous: Recommendation | None = None) -> list[str]:

@@ -155,15 +155,27 @@ def _size(block: Block) -> int:
 
 
 def _messages(pieces: list[tuple[str, Block]], part: str) -> list[Rendered]:
+    """Pack the pieces into replies, keeping each class in one reply unless it alone is too long."""
+    units: list[list[tuple[str, Block]]] = []
+    for name, block in pieces:
+        if units and units[-1][0][0] == name:
+            units[-1].append((name, block))
+        else:
+            units.append([(name, block)])
     groups: list[list[tuple[str, Block]]] = [[]]
     used = 0
-    for name, block in pieces:
-        size = _size(block)
-        if groups[-1] and (used + size > MESSAGE_CHARS or len(groups[-1]) >= MESSAGE_BLOCKS):
+    for unit in units:
+        unit_size = sum(_size(block) for _, block in unit)
+        if groups[-1] and (used + unit_size > MESSAGE_CHARS or len(groups[-1]) + len(unit) > MESSAGE_BLOCKS):
             groups.append([])
             used = 0
-        groups[-1].append((name, block))
-        used += size
+        for name, block in unit:  # a unit larger than a reply is split where it must be
+            size = _size(block)
+            if groups[-1] and (used + size > MESSAGE_CHARS or len(groups[-1]) >= MESSAGE_BLOCKS):
+                groups.append([])
+                used = 0
+            groups[-1].append((name, block))
+            used += size
     rendered = []
     for index, group in enumerate(groups, start=1):
         names = list(dict.fromkeys(name for name, _ in group if name))
