@@ -10,6 +10,7 @@ import base64
 import binascii
 import io
 import json
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any, Final
@@ -19,6 +20,13 @@ from PIL import Image, UnidentifiedImageError
 MAX_REQUEST_BYTES: Final = 32 * 1024 * 1024
 MAX_IMAGE_BYTES: Final = 5 * 1024 * 1024
 MAX_IMAGE_EDGE_PX: Final = 8000
+# Anthropic's vision docs: at most 100 images per request (200k-context models); with more than
+# 20 images in one request, each must be at most 2000x2000 px.
+MAX_IMAGES_PER_REQUEST: Final = 100
+MANY_IMAGES_THRESHOLD: Final = 20
+MANY_IMAGES_MAX_EDGE_PX: Final = 2000
+TOOL_NAME: Final = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+TOOL_NAME_PATTERN_TEXT: Final = "^[a-zA-Z0-9_-]{1,128}$"
 IMAGE_FORMATS: Final[Mapping[str, str]] = {
     "image/jpeg": "JPEG",
     "image/png": "PNG",
@@ -103,13 +111,55 @@ def check_body(body: Mapping[str, Any]) -> list[tuple[int, int]]:
     messages = body["messages"]
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages: at least one message is required")
+    check_tools(body.get("tools"))
     sizes: list[tuple[int, int]] = []
+    where: list[str] = []
     for index, message in enumerate(messages):
-        sizes.extend(_check_message(message, f"messages.{index}"))
+        found = _check_message(message, f"messages.{index}")
+        sizes.extend(size for size, _ in found)
+        where.extend(path for _, path in found)
+    _check_image_count(sizes, where)
     return sizes
 
 
-def _check_message(message: Any, path: str) -> list[tuple[int, int]]:
+def _check_image_count(sizes: list[tuple[int, int]], where: list[str]) -> None:
+    if len(sizes) > MAX_IMAGES_PER_REQUEST:
+        raise ApiError(400, f"messages: Too many images in request: {len(sizes)} > {MAX_IMAGES_PER_REQUEST} maximum.")
+    if len(sizes) <= MANY_IMAGES_THRESHOLD:
+        return
+    for size, path in zip(sizes, where, strict=True):
+        if max(size) > MANY_IMAGES_MAX_EDGE_PX:
+            raise _too_many_pixels(path, MANY_IMAGES_MAX_EDGE_PX, many=True)
+
+
+def check_tools(tools: Any) -> None:
+    """Custom tool definitions as the API validates them: a name of 1-128 of [a-zA-Z0-9_-], unique,
+    and an `input_schema` that is a JSON schema object."""
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise ApiError(400, "tools: Input should be a valid list")
+    names: set[str] = set()
+    for index, tool in enumerate(tools):
+        path = f"tools.{index}.custom"
+        if not isinstance(tool, dict):
+            raise ApiError(400, f"tools.{index}: Input should be a valid dictionary")
+        name = tool.get("name")
+        if not isinstance(name, str):
+            raise ApiError(400, f"{path}.name: Field required")
+        if not TOOL_NAME.match(name):
+            raise ApiError(400, f"{path}.name: String should match pattern '{TOOL_NAME_PATTERN_TEXT}'")
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict):
+            raise ApiError(400, f"{path}.input_schema: Field required")
+        if schema.get("type") != "object":
+            raise ApiError(400, f"{path}.input_schema.type: Input should be 'object'")
+        if name in names:
+            raise ApiError(400, "tools: Tool names must be unique.")
+        names.add(name)
+
+
+def _check_message(message: Any, path: str) -> list[tuple[tuple[int, int], str]]:
     if not isinstance(message, dict):
         raise ApiError(400, f"{path}: Input should be a valid dictionary")
     if message.get("role") not in ("user", "assistant"):
@@ -119,7 +169,7 @@ def _check_message(message: Any, path: str) -> list[tuple[int, int]]:
         return []
     if not isinstance(content, list):
         raise ApiError(400, f"{path}.content: Input should be a valid string or list")
-    sizes: list[tuple[int, int]] = []
+    sizes: list[tuple[tuple[int, int], str]] = []
     for index, block in enumerate(content):
         where = f"{path}.content.{index}"
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
@@ -127,7 +177,7 @@ def _check_message(message: Any, path: str) -> list[tuple[int, int]]:
         if block["type"] == "text" and not isinstance(block.get("text"), str):
             raise ApiError(400, f"{where}.text: Field required")
         if block["type"] == "image":
-            sizes.append(check_image(block, where))
+            sizes.append((check_image(block, where), where))
     return sizes
 
 
@@ -182,14 +232,15 @@ def _identify(raw: bytes, path: str) -> tuple[str, tuple[int, int]]:
     return found, (int(size[0]), int(size[1]))
 
 
-def _too_many_pixels(path: str) -> ApiError:
+def _too_many_pixels(path: str, limit_px: int = MAX_IMAGE_EDGE_PX, *, many: bool = False) -> ApiError:
+    what = "for many-image requests" if many else "size"
     return ApiError(
         400,
-        f"{path}.image.source.base64.data: At least one of the image dimensions exceed max allowed size: "
-        f"{MAX_IMAGE_EDGE_PX} pixels",
+        f"{path}.image.source.base64.data: At least one of the image dimensions exceed max allowed {what}: "
+        f"{limit_px} pixels",
         details={
             "error_code": "image_dimensions_too_large",
-            "max_side_length_pixels": MAX_IMAGE_EDGE_PX,
+            "max_side_length_pixels": limit_px,
             "paths": [path],
         },
     )
