@@ -47,11 +47,11 @@ def _clipped(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _status(rank: str, screened: bool, flagged: bool, score: float | None) -> str:
+def _status(rank: str, screened: bool, flagged: bool, score: float | None, *, short: bool = False) -> str:
     if score is None:
         return "not assessed"
     if flagged:
-        return f"{rank} (!) screened out"
+        return f"{rank} (!)" if short else f"{rank}, although screened out"
     if rank:
         return rank
     return "screened out" if screened else ""
@@ -90,7 +90,7 @@ def score_chart(rec: Recommendation) -> Chart:
     axes.spines[["top", "right"]].set_visible(False)
     axes.spines["bottom"].set_bounds(0, 10)
     for y, o in zip(positions, order, strict=True):
-        status = _status(o.rank, o.screen is not None, o.flagged, o.score)
+        status = _status(o.rank, o.screen is not None, o.flagged, o.score, short=True)
         text = "not assessed" if o.score is None else score_text(o.score) + (f"  {status}" if status else "")
         colour = MISSING_TEXT_COLOUR if o.score is None else FLAG_TEXT_COLOUR if o.flagged else "black"
         axes.text((o.score or 0.0) + 0.15, y, text, va="center", fontsize=FONT_PT - 2, color=colour)
