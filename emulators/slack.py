@@ -10,11 +10,21 @@ The real slack_sdk / slack_bolt clients talk to it unchanged, pointed at it by b
         envelope_id = await slack.deliver_event(slack.upload_message("C0GENERAL", "U1", "", [file]))
         await slack.wait_for_ack(envelope_id)
 
-Failures come scripted: `ratelimit_next` answers 429s, `fail_transport` drops, resets or stalls the
-next calls of a method (no HTTP answer at all), `message_deleted` removes any message, the bot's too.
+People interact as in Slack: `click` presses a button or picks an option in a message the bot
+posted (the block_actions payload is built from the stored blocks), `click_view` does so in the
+App Home tab, `slash_command` runs /matrec, `open_home` opens the Home tab. These go over the socket,
+or as signed HTTP POSTs once `set_http_target` names the request URLs. What the app answers through
+acks and response_urls is in `responses(user)`; views in `home_view` / `opened_views`; streams in
+`stream_state`; uploads in `uploaded_files`.
+
+Failures come scripted: `ratelimit_next` answers 429s (`use_slack_rate_limits` applies Slack's
+tiers), `fail_transport` drops, resets or stalls the next calls of a method (no HTTP answer at all),
+`message_deleted` removes any message, the bot's too, `expire_streams` / `expire_triggers` age
+streams and trigger_ids past Slack's limits.
 
 The workspace starts with users U1 (alice), U2 (bob), the bot user, and #general (C0GENERAL) holding
-all of them. Every state change wakes `wait_until`, so tests wait on conditions, never on sleeps.
+all of them; `add_channel`, `add_im` and `add_mpim` add conversations. Every state change wakes
+`wait_until`, so tests wait on conditions, never on sleeps.
 """
 
 from __future__ import annotations
@@ -583,6 +593,19 @@ class SlackEmulator:
         them); delivers the `block_actions` payload built from the message's blocks (AssertionError
         if the element is not there). Returns the envelope id (Socket Mode) or delivery id (HTTP)."""
         return await self.delivery.click(user, channel, message_ts, action_id, value=value, selected=selected)
+
+    async def click_view(
+        self,
+        user: str,
+        action_id: str,
+        *,
+        view_id: str | None = None,
+        value: str | None = None,
+        selected: str | None = None,
+    ) -> str:
+        """`user` presses an element in their App Home tab (or in the view `view_id`, e.g. an open
+        modal); delivers block_actions with `container.type` "view" and the view (no response_url)."""
+        return await self.delivery.click_view(user, action_id, view_id=view_id, value=value, selected=selected)
 
     async def slash_command(self, user: str, channel: str, text: str, *, command: str = "/matrec") -> str:
         """`user` runs `command text` in `channel`; the ack body and response_url posts land in `responses`."""

@@ -115,13 +115,46 @@ class AppDelivery:
             payload["message"] = self.workspace.render(stored)
         payload["state"] = state_of(action)
         payload["response_url"] = self.responses.issue(
-            resolved.id, user, message_ts=message_ts if stored is not None else None, thread_ts=thread_ts
+            resolved.id,
+            user,
+            message_ts=message_ts if stored is not None else None,
+            thread_ts=thread_ts,
+            ephemeral=ephemeral,
         )
         payload["actions"] = [action]
         if self.http_target is None:
             return await self._envelope("interactive", payload, accepts_response_payload=False)
         body = urlencode({"payload": json.dumps(payload)})
         return await self._post(self.http_target.interactivity_url, body, FORM)
+
+    async def click_view(
+        self, user: str, action_id: str, *, view_id: str | None, value: str | None, selected: str | None
+    ) -> str:
+        """Deliver `user`'s press of an element in their home tab (or the view `view_id`): no response_url."""
+        candidates = [self.views.homes[user]] if user in self.views.homes else []
+        candidates += [m for m in self.views.modals if m.user == user]
+        found = [v for v in candidates if view_id is None or v.id == view_id]
+        assert found, f"{user} has no view {view_id or '(home)'} to click in"
+        view = found[0].view
+        index, block, element = find_element(list(view.get("blocks") or []), action_id, value=value)
+        action = action_of(block, index, element, selected=selected)
+        view_state = state_of(action)
+        payload: JsonDict = {
+            "type": "block_actions",
+            "user": self._user(user),
+            "api_app_id": self.identity.app_id,
+            "token": self.identity.verification_token,
+            "container": {"type": "view", "view_id": view["id"]},
+            "trigger_id": self.triggers.issue(user),
+            "team": {"id": self.identity.team_id, "domain": self.identity.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": {**view, "state": view_state},
+            "actions": [action],
+        }
+        if self.http_target is None:
+            return await self._envelope("interactive", payload, accepts_response_payload=False)
+        return await self._post(self.http_target.interactivity_url, urlencode({"payload": json.dumps(payload)}), FORM)
 
     async def slash_command(self, user: str, channel: str, text: str, command: str) -> str:
         """Deliver `user` typing `command text` in `channel`."""
@@ -213,6 +246,8 @@ class AppDelivery:
 
     def _ephemeral(self, channel: str, ts: str, user: str) -> JsonDict | None:
         for sent in self.workspace.ephemerals:
+            if sent.get("deleted"):
+                continue
             if sent["channel"] == channel and sent["message_ts"] == ts and sent["user"] == user:
                 return sent
         return None

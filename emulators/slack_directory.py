@@ -24,6 +24,12 @@ READ_SCOPES: dict[ChannelType, str] = {
     "im": "im:read",
     "mpim": "mpim:read",
 }
+HISTORY_SCOPES: dict[ChannelType, str] = {
+    "channel": "channels:history",
+    "group": "groups:history",
+    "im": "im:history",
+    "mpim": "mpim:history",
+}
 _Item = TypeVar("_Item")
 _TYPE_NAMES: dict[str, ChannelType] = {
     "public_channel": "channel",
@@ -78,9 +84,13 @@ class Directory:
         return channel.is_public or self.identity.bot_user_id in channel.members
 
     def _require_scope(self, kind: ChannelType) -> None:
-        needed = READ_SCOPES[kind]
-        if needed not in self.identity.scopes:
-            raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(self.identity.scopes)))
+        require_scope(self.identity, READ_SCOPES[kind])
+
+
+def require_scope(identity: AppIdentity, needed: str) -> None:
+    """Slack's missing_scope answer when the token lacks `needed` (the per-type check after the router's any-of)."""
+    if needed not in identity.scopes:
+        raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(identity.scopes)))
 
 
 def _types(value: str | None) -> list[ChannelType]:

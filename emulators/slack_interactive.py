@@ -77,6 +77,7 @@ class _ResponseUrl:
     message_ts: str | None  # the message whose button was pressed (None for a slash command)
     thread_ts: str | None
     issued_at: float
+    ephemeral: JsonDict | None = None  # the ephemeral message whose button was pressed
     uses: int = 0
 
 
@@ -93,13 +94,9 @@ class Response:
     replace_original: bool
     delete_original: bool
     thread_ts: str | None
-    message_ts: str | None  # the channel message an in_channel response became, or the one it replaced
+    message_ts: str | None  # the message an in_channel response became, or the one it replaced/deleted
+    visible_to: str | None  # the one person who sees it, or None when the whole channel does
     at: float = field(default_factory=time.monotonic)
-
-    @property
-    def visible_to(self) -> str | None:
-        """The one person who sees it, or None when the whole channel does."""
-        return self.user if self.response_type == "ephemeral" and not self.replace_original else None
 
     def to_dict(self) -> JsonDict:
         """The response as tests read it."""
@@ -138,10 +135,18 @@ class ResponseUrls:
         """The aiohttp route response_urls point at."""
         return [web.post("/actions/{team}/{number}/{secret}", self._handle)]
 
-    def issue(self, channel: str, user: str, *, message_ts: str | None, thread_ts: str | None) -> str:
-        """A fresh response_url for one interaction."""
+    def issue(
+        self,
+        channel: str,
+        user: str,
+        *,
+        message_ts: str | None,
+        thread_ts: str | None,
+        ephemeral: JsonDict | None = None,
+    ) -> str:
+        """A fresh response_url for one interaction (from a message, an ephemeral one, or a command)."""
         secret = secrets.token_urlsafe(18)
-        self._urls[secret] = _ResponseUrl(channel, user, message_ts, thread_ts, time.monotonic())
+        self._urls[secret] = _ResponseUrl(channel, user, message_ts, thread_ts, time.monotonic(), ephemeral)
         number = secrets.randbelow(10**13)
         return f"{self._base_url()}/actions/{self.identity.team_id}/{number}/{secret}"
 
@@ -174,13 +179,22 @@ class ResponseUrls:
         in_channel = body.get("response_type") == "in_channel"
         replace, delete = bool(body.get("replace_original")), bool(body.get("delete_original"))
         message_ts: str | None = None
+        visible_to: str | None = None if in_channel else target.user
+        touched_original = False
         original = self._original(target) if (replace or delete) else None
-        if original is not None and delete:
-            self.workspace.delete(original)
-            message_ts = original.ts
+        ephemeral = target.ephemeral if (replace or delete) and original is None else None
+        if ephemeral is not None and not ephemeral.get("deleted"):
+            if delete:
+                ephemeral["deleted"] = True
+            else:
+                ephemeral.update(text=text, blocks=blocks)
+            message_ts, visible_to, touched_original = str(ephemeral["message_ts"]), target.user, True
         elif original is not None:
-            self.workspace.edit(original, text=text, blocks=blocks if blocks is not None else [])
-            message_ts = original.ts
+            if delete:
+                self.workspace.delete(original)
+            else:
+                self.workspace.edit(original, text=text, blocks=blocks if blocks is not None else [])
+            message_ts, visible_to, touched_original = original.ts, None, True  # everyone saw the original
         elif in_channel:
             channel = self.workspace.channel(target.channel)
             thread_ts = str(body["thread_ts"]) if body.get("thread_ts") else target.thread_ts
@@ -193,10 +207,11 @@ class ResponseUrls:
                 "in_channel" if in_channel else "ephemeral",
                 text,
                 blocks,
-                replace and original is not None,
-                delete and original is not None,
+                replace and touched_original,
+                delete and touched_original,
                 target.thread_ts,
                 message_ts,
+                visible_to,
             )
         )
         self.signal.changed()

@@ -15,7 +15,7 @@ from emulators.slack_blocks import (
     check_message,
     parse_blocks,
 )
-from emulators.slack_directory import READ_SCOPES
+from emulators.slack_directory import HISTORY_SCOPES, READ_SCOPES, require_scope
 from emulators.slack_errors import ApiError
 from emulators.slack_events import EventFactory
 from emulators.slack_files import FileHost, UploadedFile
@@ -285,9 +285,7 @@ class WebMethods:
     async def conversations_info(self, req: ApiRequest) -> JsonDict:
         """conversations.info: needs the read scope of the conversation's type; private ones only from inside."""
         channel = self.workspace.channel(req.required("channel"))
-        needed = READ_SCOPES[channel.channel_type]
-        if needed not in self.identity.scopes:
-            raise ApiError("missing_scope", needed=needed, provided=",".join(sorted(self.identity.scopes)))
+        require_scope(self.identity, READ_SCOPES[channel.channel_type])
         if not channel.is_public and self.identity.bot_user_id not in channel.members:
             raise ApiError("channel_not_found")
         return {"channel": channel.to_dict(self.identity.bot_user_id)}
@@ -295,12 +293,14 @@ class WebMethods:
     async def conversations_history(self, req: ApiRequest) -> JsonDict:
         """conversations.history, newest first, one page."""
         channel = self._member_channel(req.required("channel"))
+        require_scope(self.identity, HISTORY_SCOPES[channel.channel_type])
         found = [self.workspace.render(m) for m in reversed(self.workspace.history(channel.id))]
         return {"messages": found, "has_more": False, "pin_count": 0, "response_metadata": _NO_CURSOR}
 
     async def conversations_replies(self, req: ApiRequest) -> JsonDict:
         """conversations.replies: the parent then its replies, one page."""
         channel = self._member_channel(req.required("channel"))
+        require_scope(self.identity, HISTORY_SCOPES[channel.channel_type])
         found = self.workspace.thread(channel.id, req.required("ts"))
         if not found:
             raise ApiError("thread_not_found")

@@ -131,3 +131,14 @@ async def test_users_conversations_pages_too(slack: SlackEmulator, client: Async
     got = [c["id"] for page in (first, second, third) for c in page["channels"]]
     assert set(got) == ids and len(got) == 5
     assert third["response_metadata"]["next_cursor"] == ""
+
+
+async def test_reading_a_group_dms_history_needs_mpim_history() -> None:
+    async with SlackEmulator(scopes=DEFAULT_BOT_SCOPES - {"mpim:history"}) as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        mpim = slack.add_mpim([ALICE, BOB])
+        ts = slack.user_message(mpim.id, ALICE, "hi")["ts"]
+        refused = await error_of(client.conversations_replies(channel=mpim.id, ts=ts))
+        general = await client.conversations_history(channel=GENERAL)
+    assert (refused.response["error"], refused.response["needed"]) == ("missing_scope", "mpim:history")
+    assert general["ok"]

@@ -315,3 +315,24 @@ async def test_a_slash_command_over_http_is_form_encoded_and_its_ack_body_is_a_r
     assert (body["channel_name"], body["text"]) == ("directmessage", "search bracket")
     by_source = {r["source"]: r["text"] for r in slack.responses(BOB)}
     assert by_source == {"ack": "Looking up search bracket", "response_url": "Here is your history"}
+
+
+async def test_a_response_url_from_an_ephemeral_button_replaces_that_ephemeral_for_its_reader(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    sent = await client.chat_postEphemeral(channel=GENERAL, user=ALICE, text="Analyse this?", blocks=BOARD_BLOCKS)
+    async with socket_bot(slack, client) as heard:
+        await slack.click(ALICE, GENERAL, sent["message_ts"], RERUN)
+        url = (await asyncio.wait_for(heard.get(), WAIT_S))["response_url"]
+        await slack.wait_until(lambda: len(slack.responses()) == 1, WAIT_S)
+    await post_json(url, {"replace_original": True, "text": "Analysing"})
+    replaced = slack.responses()[-1]
+    assert (replaced["replace_original"], replaced["visible_to"], replaced["message_ts"]) == (
+        True,
+        ALICE,
+        sent["message_ts"],
+    )
+    assert slack.ephemerals[0]["text"] == "Analysing"
+    await post_json(url, {"delete_original": True})
+    with pytest.raises(AssertionError):
+        await slack.click(ALICE, GENERAL, sent["message_ts"], RERUN)  # gone from Alice's view

@@ -152,3 +152,38 @@ async def test_views_update_changes_an_open_modal(slack: SlackEmulator, client: 
     await client.views_update(view_id=opened["view"]["id"], view=changed)
     assert [b["type"] for b in slack.opened_views(ALICE)[0]["blocks"]] == ["section", "divider"]
     assert await error_of(client.views_update(view_id="VNOPE", view=changed)) == "not_found"
+
+
+async def test_a_button_in_the_home_tab_arrives_with_the_view_and_no_response_url(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    button = {
+        "type": "button",
+        "action_id": "matrec_details",
+        "value": "c9",
+        "text": {"type": "plain_text", "text": "x"},
+    }
+    published = await client.views_publish(
+        user_id=ALICE, view={"type": "home", "blocks": [{"type": "actions", "elements": [button]}]}
+    )
+    heard: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    app = AsyncApp(client=client)
+
+    async def on_details(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        await heard.put(body)
+
+    app.action("matrec_details")(on_details)
+    handler = AsyncSocketModeHandler(app, slack.app_token)
+    await handler.connect_async()  # type: ignore[no-untyped-call]  # unannotated in slack_bolt
+    try:
+        envelope_id = await slack.click_view(ALICE, "matrec_details")
+        body = await asyncio.wait_for(heard.get(), WAIT_S)
+        await slack.wait_for_ack(envelope_id, WAIT_S)
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+    assert body["container"] == {"type": "view", "view_id": published["view"]["id"]}
+    assert (body["view"]["type"], body["actions"][0]["value"]) == ("home", "c9")
+    assert "response_url" not in body
+    with pytest.raises(AssertionError):
+        await slack.click_view(BOB, "matrec_details")  # Bob has no home view
