@@ -178,7 +178,7 @@ def test_the_worst_case_final_board_fits_one_phone_screen_with_the_reasoning_on_
 
 
 def test_the_board_size_measure_counts_text_lines_and_not_buttons() -> None:
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Title"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "a\nb"}, "fields": [{"type": "mrkdwn", "text": "c"}]},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "d"}, {"type": "mrkdwn", "text": "e\nf"}]},
