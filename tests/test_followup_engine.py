@@ -201,12 +201,16 @@ async def test_a_stream_that_breaks_after_text_was_shown_fails_without_a_retry(
     claude.fail(Fault.DROP_MIDSTREAM, match="follow_up")
     shown: list[str] = []
     images, rec = consulted
-    with pytest.raises(ModelCallError):
+
+    async def listen() -> None:
         async for event in engine.follow_up(
             images=images, consultation=render_consultation(rec), history=(), question="How strong is metal?"
         ):
             if isinstance(event, TextDelta):
                 shown.append(event.text)
+
+    with pytest.raises(ModelCallError):
+        await listen()
     assert shown, "the drop came after some text"
     assert len(claude.requests) == 1
 
