@@ -34,10 +34,16 @@ def final_boards(slack: SlackEmulator, sent: Upload) -> list[Message]:
     return [m for m in bot_replies(slack, sent.channel, sent.ts) if is_board(m) and actions.HELPFUL in action_ids(m)]
 
 
+def charts(slack: SlackEmulator, sent: Upload) -> int:
+    """How many score charts the bot uploaded into the upload's thread (one per final consultation)."""
+    return sum(1 for u in slack.uploaded_files(sent.channel) if u.thread_ts == sent.ts)
+
+
 async def wait_final_boards(slack: SlackEmulator, sent: Upload, count: int) -> list[Message]:
-    """Wait until `count` boards in the thread are final; returns them."""
+    """Wait until `count` consultations in the thread are final (their chart follows the stored final
+    state); returns the final boards."""
     try:
-        await slack.wait_until(lambda: len(final_boards(slack, sent)) >= count, WAIT_S, what=f"{count} final boards")
+        await slack.wait_until(lambda: charts(slack, sent) >= count, WAIT_S, what=f"{count} charts")
     except TimeoutError as error:
         shown = "\n".join(
             f"- {m.text[:200]!r} {sorted(action_ids(m))}" for m in bot_replies(slack, sent.channel, sent.ts)
