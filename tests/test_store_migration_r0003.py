@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from tests.store_support import (  # noqa: F401 (pytest fixtures)
 )
 
 S = ConsultationStatus
+CONCURRENT_OPENS = 6
+MANY_OLD_ROWS = 200
 NEW_TABLES = {"consultation_images", "turns", "feedback", "mutes", "consultation_search"}
 CREATED = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 R0002_INSERT = (
@@ -84,10 +87,13 @@ def _as_r0002_wrote_it(c: Consultation, *, sqlite: bool) -> list[Any]:
     ]
 
 
-async def _make_r0002_database(url: str) -> None:
+async def _make_r0002_database(url: str, *, extra: int = 0) -> None:
+    """A 0002 database with the two consultations, and `extra` more finished ones."""
     await run_alembic(url, "upgrade", "0002")
     sqlite = sqlite_file(url) is not None
-    rows = [(R0002_INSERT, _as_r0002_wrote_it(c, sqlite=sqlite)) for c in _r0002_consultations()]
+    done, running = _r0002_consultations()
+    copies = [done.model_copy(update={"id": f"copy-{n}", "message_ts": f"{n}.0"}) for n in range(extra)]
+    rows = [(R0002_INSERT, _as_r0002_wrote_it(c, sqlite=sqlite)) for c in (done, running, *copies)]
     await execute_raw(url, [], rows)
 
 
@@ -155,3 +161,16 @@ async def test_a_downgrade_to_0002_keeps_the_rows_and_a_new_upgrade_indexes_them
         assert [c.id for c in await store.search("gearbox", ["C1"])] == [done.id]
         assert await store.search("wood", ["C1"]) == []  # the feedback went with the downgrade
         assert (await store.get(done.id)) is not None
+
+
+async def test_stores_opening_an_upgraded_database_at_once_each_fill_the_index_without_conflict(url: str) -> None:
+    await _make_r0002_database(url, extra=MANY_OLD_ROWS)
+
+    stores = await asyncio.gather(*(Store.open(url) for _ in range(CONCURRENT_OPENS)))
+    try:
+        for store in stores:
+            assert len(await store.search("gearbox", ["C1"], limit=MANY_OLD_ROWS * 2)) == MANY_OLD_ROWS + 1
+    finally:
+        for store in stores:
+            await store.close()
+    assert await fetch_raw(url, "SELECT COUNT(*) FROM consultation_search") == [(MANY_OLD_ROWS + 2,)]

@@ -13,9 +13,13 @@ so concurrent openers wait, then find the schema current and do nothing. Inside 
     2. A revision this code does not know means a newer bot migrated the database:
        SchemaTooNewError, before anything changes.
     3. alembic upgrade head.
+    4. Consultations without a search document (rows from before revision 0003, or from before a
+       downgrade and upgrade) get one: the index is derived data the store writes itself.
 """
 
 from __future__ import annotations
+
+import logging
 
 import sqlalchemy as sa
 from alembic import command
@@ -23,8 +27,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from bot.store import search
 from bot.store.engine import Connections
 from bot.store.errors import SchemaTooNewError
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_LOCATION = "bot.store:migrations"
 POSTGRES_MIGRATION_LOCK_KEY = 0x6D617472656301  # "matrec" + 01; the first store used it too
@@ -35,9 +42,12 @@ _UPGRADE_HINT = "upgrade the bot or point DATABASE_URL at another database"
 
 
 async def migrate(connections: Connections) -> None:
-    """Adopt a first-store database if it is one, refuse a newer schema, upgrade to head."""
+    """Adopt a first-store database if it is one, refuse a newer schema, upgrade to head, index."""
     async with connections.write() as connection:
         await connection.run_sync(_migrate)
+        filled = await search.fill_missing(connection)
+    if filled:
+        logger.info("search index: wrote the documents of %d earlier consultations", filled)
 
 
 def _migrate(connection: sa.Connection) -> None:

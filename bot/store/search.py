@@ -89,11 +89,15 @@ async def reindex(connection: AsyncConnection, consultation_ids: Collection[str]
     if not consultation_ids:
         return
     query = sa.select(consultations.c.seq, *CONSULTATION_COLUMNS).where(consultations.c.id.in_(consultation_ids))
-    await _write(connection, (await connection.execute(query)).all())
+    await _write(connection, (await connection.execute(query)).all(), replace=True)
 
 
 async def fill_missing(connection: AsyncConnection) -> int:
-    """Write the documents of consultations that have none (rows from before the index); how many."""
+    """Write the documents of consultations that have none (rows from before the index); how many.
+
+    Runs under the migration lock (see bot.store.migrate), so instances starting at once never
+    write the same document twice.
+    """
     key = _key(connection.dialect.name)
     written = 0
     while True:
@@ -106,11 +110,11 @@ async def fill_missing(connection: AsyncConnection) -> int:
         rows = (await connection.execute(query)).all()
         if not rows:
             return written
-        await _write(connection, rows)
+        await _write(connection, rows, replace=False)
         written += len(rows)
 
 
-async def _write(connection: AsyncConnection, rows: Collection[sa.Row[Any]]) -> None:
+async def _write(connection: AsyncConnection, rows: Collection[sa.Row[Any]], *, replace: bool) -> None:
     dialect = connection.dialect.name
     index = _postgres_index if dialect == "postgresql" else _sqlite_index
     key = _key(dialect)
@@ -124,7 +128,8 @@ async def _write(connection: AsyncConnection, rows: Collection[sa.Row[Any]]) -> 
     for consultation_id, material in await connection.execute(chosen_query):
         chosen.setdefault(consultation_id, []).append(material.value)
     documents = [{key.name: row.seq, "body": document(_consultation(row), chosen.get(row.id, []))} for row in rows]
-    await connection.execute(sa.delete(index).where(key.in_([row.seq for row in rows])))
+    if replace:
+        await connection.execute(sa.delete(index).where(key.in_([row.seq for row in rows])))
     await connection.execute(sa.insert(index), documents)
 
 

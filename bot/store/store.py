@@ -80,7 +80,11 @@ _BEST = sa.type_coerce(_c.recommendation, sa.JSON)["best"].as_string()
 
 
 class Store:
-    """Consultations and dedupe keys in SQLite or PostgreSQL; `await Store.open(url)` to get one."""
+    """Consultations, their conversations and dedupe keys in SQLite or PostgreSQL; `await Store.open(url)`.
+
+    Every query that serves a person (history, search, similar, stats) takes the channels that
+    person may see and returns nothing outside them; no channels, nothing.
+    """
 
     def __init__(self, connections: Connections, clock: Clock) -> None:
         self._connections = connections
@@ -95,13 +99,8 @@ class Store:
         except BaseException:
             await connections.close()
             raise
-        store = cls(connections, clock)
-        async with connections.write() as connection:
-            filled = await search.fill_missing(connection)
-        if filled:
-            logger.info("search index: wrote the documents of %d earlier consultations", filled)
         logger.info("store opened: %s", redact_url(url))
-        return store
+        return cls(connections, clock)
 
     async def __aenter__(self) -> Self:
         return self
