@@ -128,3 +128,14 @@ async def wait_finished(slack: SlackEmulator, sent: Upload) -> list[Message]:
     """Wait for the final reaction; returns the bot's replies in the thread."""
     await slack.wait_until(lambda: finished(slack, sent.channel, sent.ts), WAIT_S, what="the final reaction")
     return bot_replies(slack, sent.channel, sent.ts)
+
+
+def board_replies(slack: SlackEmulator, channel: str, ts: str) -> list[Message]:
+    """The bot's replies in the thread under `ts` but the score chart (a file it uploaded)."""
+    return [m for m in bot_replies(slack, channel, ts) if not m.files]
+
+
+async def wait_boards(slack: SlackEmulator, sent: Upload) -> list[Message]:
+    """Wait for the final reaction; returns the bot's replies in the thread but the score chart."""
+    await wait_finished(slack, sent)
+    return board_replies(slack, sent.channel, sent.ts)

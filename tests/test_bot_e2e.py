@@ -21,11 +21,13 @@ from tests.bot_support import (
     STAGGERED_S,
     WAIT_S,
     Upload,
+    board_replies,
     bot_replies,
     bot_settings,
     rendered,
     running_bot,
     upload,
+    wait_boards,
     wait_finished,
 )
 from tests.engine_support import jpeg_bytes
@@ -46,7 +48,7 @@ async def test_an_upload_gets_a_reaction_a_live_board_and_a_recommendation(
     claude.latencies.update(STAGGERED_S)
     sent = await upload(slack, PHOTO)
     await slack.wait_until(lambda: "eyes" in slack.reactions(GENERAL, sent.ts), WAIT_S)
-    replies = await wait_finished(slack, sent)
+    replies = await wait_boards(slack, sent)
     assert len(replies) == 1
     board = replies[0]
     versions = [v.text + json.dumps(v.blocks) for v in slack.versions(GENERAL, board.ts)]
@@ -72,7 +74,7 @@ async def test_each_branch_appears_in_the_thread_as_it_finishes(
 ) -> None:
     claude.latencies.update(STAGGERED_S)
     sent = await upload(slack, PHOTO)
-    (board,) = await wait_finished(slack, sent)
+    (board,) = await wait_boards(slack, sent)
     scores_seen = [sum(f"{s}/10" in v.text + json.dumps(v.blocks) for s in (8, 7, 4, 6, 3, 2))
                    for v in slack.versions(GENERAL, board.ts)]  # fmt: skip
     assert scores_seen[0] == 0 and scores_seen[-1] == 6
@@ -91,14 +93,14 @@ async def test_a_redelivered_event_still_yields_one_thread(
     mention["ts"] = sent.ts  # the app_mention twin of the same message
     await slack.wait_for_ack(await slack.deliver_event(mention), WAIT_S)
     await slack.wait_for_ack(await slack.redeliver(sent.envelope_id, retry_attempt=3), WAIT_S)
-    assert len(bot_replies(slack, GENERAL, sent.ts)) == 1
+    assert len(board_replies(slack, GENERAL, sent.ts)) == 1
     assert sum(1 for r in claude.requests if r.kind.kind == "branch") == 6
 
 
 async def test_a_failed_branch_is_shown_in_plain_words(slack: SlackEmulator, claude: ClaudeEmulator, bot: None) -> None:
     claude.fail(Fault.SERVER_ERROR, match="wood", times=None)
     sent = await upload(slack, PHOTO)
-    (board,) = await wait_finished(slack, sent)
+    (board,) = await wait_boards(slack, sent)
     final = rendered(board)
     assert "could not be assessed" in final and "server error" in final
     assert "Best: Metal" in final
@@ -110,7 +112,7 @@ async def test_below_the_quorum_the_board_says_so_and_the_reaction_warns(
 ) -> None:
     claude.fail(Fault.SERVER_ERROR, match="branch", times=None)
     sent = await upload(slack, PHOTO)
-    (board,) = await wait_finished(slack, sent)
+    (board,) = await wait_boards(slack, sent)
     assert "No recommendation" in rendered(board) and "Only 0 of 6" in rendered(board)
     assert "warning" in slack.reactions(GENERAL, sent.ts)
 
@@ -139,7 +141,7 @@ async def test_a_bad_image_gets_a_clear_message_in_its_thread(
     expected: str,
 ) -> None:
     sent = await upload(slack, content, name=name, mimetype=mimetype, filetype=name.rsplit(".", 1)[1])
-    (board,) = await wait_finished(slack, sent)
+    (board,) = await wait_boards(slack, sent)
     final = rendered(board)
     assert expected in final.lower() or expected in final
     assert name in final
@@ -153,7 +155,7 @@ async def test_an_oversized_file_is_refused_without_downloading_it(
 ) -> None:
     async with running_bot(slack, claude, bot_settings(slack, tmp_path), max_image_bytes=50_000):
         sent = await upload(slack, jpeg_bytes(1600, 1200, (10, 200, 30)) + b"\0" * 60_000, name="huge.jpg")
-        (board,) = await wait_finished(slack, sent)
+        (board,) = await wait_boards(slack, sent)
     assert "huge.jpg" in rendered(board) and "limit" in rendered(board)
     assert slack.downloads == []
 
@@ -179,7 +181,7 @@ async def test_model_and_user_text_can_never_ping_or_link(
         {**request.answer, "summary": hostile, "strengths": [hostile]} if request.kind.kind == "branch" else None
     )
     sent = await upload(slack, PHOTO, text="needs to survive @here <!subteam^S1> & <https://x.example|y>")
-    (board,) = await wait_finished(slack, sent)
+    (board,) = await wait_boards(slack, sent)
     for version in slack.versions(GENERAL, board.ts):
         shown = version.text + json.dumps(version.blocks)
         for active in ("<!channel>", "<!here>", "<@U2>", "<https://", "<!subteam", "@here", "@everyone"):
@@ -187,18 +189,16 @@ async def test_model_and_user_text_can_never_ping_or_link(
     assert "&lt;!channel&gt;" in rendered(board)
 
 
-async def test_several_images_in_one_message_get_one_board_each_in_the_same_thread(
+async def test_several_images_in_one_message_are_one_part_on_one_board(
     slack: SlackEmulator, claude: ClaudeEmulator, bot: None
 ) -> None:
     files = [slack.add_file(jpeg_bytes(color=(c, 80, 80)), f"view{c}.jpg", "image/jpeg", "jpg") for c in (10, 200)]
     event = slack.upload_message(GENERAL, ALICE, "two views of the same hinge", files)
     await slack.deliver_event(event)
-    replies = await wait_finished(slack, Upload.of(event))
-    assert [("view10.jpg" in rendered(r), "view200.jpg" in rendered(r)) for r in replies] == [
-        (True, False),
-        (False, True),
-    ]
-    assert all("Best: Metal" in rendered(r) for r in replies)
+    (board,) = await wait_boards(slack, Upload.of(event))
+    assert "view10.jpg" in rendered(board) and "1 more photo" in rendered(board)
+    assert "Best: Metal" in rendered(board)
+    assert all(len(r.image_sizes) == 2 for r in claude.requests if r.kind.kind == "branch")
 
 
 async def test_private_channels_and_direct_messages_work_too(
@@ -208,7 +208,7 @@ async def test_private_channels_and_direct_messages_work_too(
     dm = slack.add_im(ALICE)
     for channel in (private.id, dm.id):
         sent = await upload(slack, PHOTO, channel=channel)
-        (board,) = await wait_finished(slack, sent)
+        (board,) = await wait_boards(slack, sent)
         assert "Best: Metal" in rendered(board)
 
 
@@ -222,7 +222,7 @@ async def test_a_mention_only_channel_ignores_plain_uploads(
         await wait_finished(slack, asked)
         await slack.wait_for_ack(plain.envelope_id, WAIT_S)
     assert bot_replies(slack, GENERAL, plain.ts) == []
-    assert len(bot_replies(slack, GENERAL, asked.ts)) == 1
+    assert len(board_replies(slack, GENERAL, asked.ts)) == 1
 
 
 async def test_a_mention_without_a_photo_runs_a_text_only_consultation(
@@ -230,7 +230,7 @@ async def test_a_mention_without_a_photo_runs_a_text_only_consultation(
 ) -> None:
     event = slack.mention_event(GENERAL, ALICE, "<@UBOT> gasket for a 90 C hot-water flange, 2,000 a year")
     await slack.deliver_event(event)
-    (board,) = await wait_finished(slack, Upload.of(event))
+    (board,) = await wait_boards(slack, Upload.of(event))
     assert "Best: Metal" in rendered(board)
     assert all(r.image_sizes == [] for r in claude.requests)
     assert "90 C hot-water flange" in str(claude.requests[0].body)
@@ -242,7 +242,7 @@ async def test_rate_limited_updates_are_retried_and_the_final_state_lands(
     claude.latencies.update(STAGGERED_S)
     slack.rate_limit("chat.update", per_s=2, burst=1, retry_after_s=0)
     sent = await upload(slack, PHOTO)
-    (board,) = await wait_finished(slack, sent)
+    (board,) = await wait_boards(slack, sent)
     assert slack.ratelimited_count["chat.update"] > 0
     assert "Best: Metal" in rendered(board)
 
@@ -252,7 +252,7 @@ async def test_the_final_state_lands_even_when_429s_outlast_the_clients_retries(
 ) -> None:
     slack.ratelimit_next("chat.update", count=12, retry_after_s=0)  # two calls' worth of SDK retries
     sent = await upload(slack, PHOTO)
-    (board,) = await wait_finished(slack, sent)
+    (board,) = await wait_boards(slack, sent)
     assert slack.ratelimited_count["chat.update"] == 12
     assert "Best: Metal" in rendered(board)
 
@@ -272,11 +272,11 @@ async def test_http_mode_verifies_signatures_and_serves_the_same_flow(
         assert claude.requests == []
         accepted = await slack.post_signed(url, body, signing_secret=SIGNING_SECRET)
         assert accepted.status == 200
-        (board,) = await wait_finished(slack, Upload.of(body["event"]))
+        (board,) = await wait_boards(slack, Upload.of(body["event"]))
         again = await slack.post_signed(url, body, signing_secret=SIGNING_SECRET, retry_num=1, retry_reason="timeout")
         assert again.status == 200
     assert "Best: Metal" in rendered(board)
-    assert len(bot_replies(slack, GENERAL, body["event"]["ts"])) == 1
+    assert len(board_replies(slack, GENERAL, body["event"]["ts"])) == 1
 
 
 async def test_the_health_check_reports_the_socket(
@@ -295,7 +295,7 @@ async def test_the_description_reaches_the_model_and_moves_the_answer(
     slack: SlackEmulator, claude: ClaudeEmulator, bot: None
 ) -> None:
     sent = await upload(slack, PHOTO, text="Kiln furniture: a setter plate holding pots at 1300 C")
-    (board,) = await wait_finished(slack, sent)
+    (board,) = await wait_boards(slack, sent)
     assert "Best: Ceramic" in rendered(board)
     assert all("1300 C" in str(r.body["messages"]) for r in claude.requests if r.kind.kind == "branch")
 
@@ -305,8 +305,8 @@ async def test_the_photo_reaches_the_model_and_moves_the_answer(
 ) -> None:
     text = "A garden bench seat slat, outdoors, 200 a year"
     grey = await upload(slack, jpeg_bytes(800, 600, color=(120, 130, 140)), text=text)
-    (grey_board,) = await wait_finished(slack, grey)
+    (grey_board,) = await wait_boards(slack, grey)
     oak = await upload(slack, jpeg_bytes(800, 600, color=(150, 100, 50)), text=text)
-    (oak_board,) = await wait_finished(slack, oak)
+    (oak_board,) = await wait_boards(slack, oak)
     assert "Best: Metal" in rendered(grey_board)  # a three-way tie at 6, broken by class order
     assert "Best: Wood" in rendered(oak_board)  # the wood-toned photo tips it

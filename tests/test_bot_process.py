@@ -12,7 +12,7 @@ import pytest
 
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
-from tests.bot_support import GENERAL, bot_replies, rendered, upload, wait_finished
+from tests.bot_support import GENERAL, board_replies, rendered, upload, wait_boards
 from tests.engine_support import KEY, jpeg_bytes
 
 START_S = 30.0
@@ -95,9 +95,9 @@ async def test_the_real_process_serves_an_upload_and_never_logs_a_secret(
     try:
         await slack.wait_for_socket_connection(START_S)
         sent = await upload(slack, jpeg_bytes())
-        (board,) = await wait_finished(slack, sent)
+        (board,) = await wait_boards(slack, sent)
         assert "Best: Metal" in rendered(board)
-        assert len(bot_replies(slack, GENERAL, sent.ts)) == 1
+        assert len(board_replies(slack, GENERAL, sent.ts)) == 1
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), START_S)

@@ -8,6 +8,7 @@ final state.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
-from tests.bot_support import GENERAL, bot_replies, rendered, upload, wait_finished
+from tests.bot_support import GENERAL, bot_replies, rendered, upload, wait_boards
 from tests.engine_support import KEY, jpeg_bytes
 
 START_S = 30.0
@@ -64,12 +65,13 @@ async def test_a_killed_bot_resumes_the_consultation_on_its_board_and_a_racing_r
     try:
         retry = asyncio.create_task(slack.redeliver(sent.envelope_id, retry_attempt=1, timeout_s=START_S))
         await slack.wait_for_ack(await retry, START_S)
-        (final,) = await wait_finished(slack, sent)
+        (final,) = await wait_boards(slack, sent)
     finally:
         second.send_signal(signal.SIGTERM)
         await asyncio.wait_for(second.wait(), START_S)
     assert final.ts == board.ts  # the same board, updated to its final state
-    shown = rendered(final)
-    assert "Best: Metal" in shown and "Resumed after the bot restarted" in shown
+    assert "Best: Metal" in rendered(final)
+    shown = [v.text + json.dumps(v.blocks or []) for v in slack.versions(GENERAL, final.ts)]
+    assert any("Resumed after the bot restarted" in version for version in shown)  # said so while it ran
     assert "white_check_mark" in slack.reactions(GENERAL, sent.ts)
     assert second.returncode == 0

@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import blocks
 from bot.board_view import BoardView
 from bot.budget import UpdateBudget
+from bot.chart import score_chart
 from bot.consultation.thread import THREAD_STATUS, Thread
 from bot.files import FileFetcher, FileRejected, SlackFile
 from bot.finals import Finals
@@ -375,8 +376,6 @@ class JobRunner:
 
     async def _upload_chart(self, job: Job, rec: Recommendation) -> None:
         """The calibrated scores as a chart in the thread (files upload v2), with alt text."""
-        from bot.chart import score_chart  # TODO(intake): top-level once bot.chart lands
-
         try:
             chart = await asyncio.to_thread(score_chart, rec)
         except Exception:  # the board already carries the scores; the chart is a picture of them
