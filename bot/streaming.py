@@ -69,6 +69,8 @@ CONTINUED_TEXT: Final = "(continued)"
 # "@everyone" is the longest word escape() rewrites: a tail shorter than that may still become one.
 _MASS_MENTION_MAX_CHARS: Final = len("everyone")
 _WORD_BACKTRACK_CHARS: Final = 200  # how far back a split may move to end on a line or a word
+# Answers that mean this app cannot stream in this workspace at all (not: not right now).
+_NEVER_STREAMS: Final = frozenset({"feature_disabled", "not_allowed", "not_allowed_token_type", "missing_scope"})
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
 
 
@@ -99,7 +101,7 @@ class StreamLimits:
     updates: UpdateBudget | None = None  # chat.update, shared with the boards
     starts: Allowance = field(default_factory=lambda: Allowance(STARTS_PER_MINUTE, STARTS_BURST))
     appends: UpdateBudget = field(default_factory=lambda: UpdateBudget(APPENDS_PER_MINUTE, APPENDS_BURST))
-    streaming: bool = True  # False: every answer is a posted-and-updated message
+    streaming: bool = True  # False: every answer is posted and updated (also once Slack said it never streams)
     flush_interval_s: float = FLUSH_INTERVAL_S
     fallback_interval_s: float = FALLBACK_INTERVAL_S
     message_max_chars: int = MESSAGE_MAX_CHARS
@@ -294,6 +296,8 @@ class AnswerWriter:
                 await streamer.append(markdown_text=text)
             except SlackApiError as error:
                 self._streaming = False  # this workspace or this moment refuses: post instead
+                if _code(error) in _NEVER_STREAMS:
+                    self._limits.streaming = False  # the app cannot stream at all: stop asking
                 log.info("streaming refused in %s (%s): posting the answer", self.channel, _code(error))
             except (aiohttp.ClientError, TimeoutError) as error:
                 self._streaming = False
