@@ -53,7 +53,9 @@ async def test_editing_the_upload_offers_a_rerun_with_the_new_text(
 
     branches = branches_since(claude, start)
     assert len(branches) == 6 and all("250 °C" in part_context(r) for r in branches)
-    assert "furnace door" in second.text + json.dumps(second.blocks)
+    board = second.text + json.dumps(second.blocks, ensure_ascii=False)
+    assert "furnace door" in board  # what changed: the edited description
+    assert "Best: Ceramic* (was Metal)" in board  # a furnace's heat rules polymers out, ceramics in
     parent, child = await thread_records(tmp_path, sent)
     assert child.kind is ConsultationKind.RERUN and child.parent_id == parent.id
     assert child.context == EDITED  # the edited description replaces the old one

@@ -56,6 +56,7 @@ async def test_a_rerun_after_a_follow_up_makes_a_second_board_that_says_what_cha
     first, second = await wait_final_boards(slack, sent, 2)
 
     assert "250" in rendered(second) and "250" not in rendered(first)  # the new board says what changed
+    assert "Best: Metal* (kept)" in rendered(second) and "(−3)" in rendered(second)  # polymer's delta
     branches = branches_since(claude, start)
     assert len(branches) == 6 and all("250" in part_context(r) for r in branches)
     parent, child = await thread_records(tmp_path, sent)
