@@ -2,8 +2,8 @@
 
 A PNG sized and lettered for a phone (large fonts, one bar per class, the best highlighted,
 screened-out and unassessed classes marked), with alt text that lists every score for screen
-readers. matplotlib is imported inside `score_chart`, with the Agg backend (no GUI, no display),
-so the bot's start-up does not pay for it.
+readers. matplotlib is imported inside `score_chart` and draws on an Agg canvas (no GUI, no
+display), so the bot's start-up does not pay for it.
 """
 
 from __future__ import annotations
@@ -73,13 +73,14 @@ def alt_text(rec: Recommendation) -> str:
 
 def score_chart(rec: Recommendation) -> Chart:
     """The six calibrated scores as horizontal bars, best on top, as a phone-readable PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # render to memory, never a window
+    # The object API with an explicit Agg canvas: no pyplot, no global backend state, no window,
+    # so charts may be drawn in worker threads side by side.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     order = sorted(outcomes(rec), key=lambda o: (o.score is None, -(o.score or 0.0)))
     figure = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    FigureCanvasAgg(figure)  # attaches itself to the figure
     axes = figure.add_subplot()
     positions = list(range(len(order)))[::-1]  # the highest score at the top
     axes.barh(positions, [o.score or 0.0 for o in order], color=[_colour(o) for o in order], height=0.7)
@@ -98,7 +99,7 @@ def score_chart(rec: Recommendation) -> Chart:
     axes.set_xlabel("calibrated score (0-10)", fontsize=FONT_PT - 2)
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png")  # through the Agg canvas attached above
     title = _clipped(f"Scores for {rec.part}: best {label(rec.best)}", MAX_TITLE_CHARS)
     return Chart(png=buffer.getvalue(), alt_text=alt_text(rec), title=title)
 
