@@ -103,3 +103,26 @@ async def test_deleting_the_upload_cancels_its_running_consultation(
     (record,) = await thread_records(tmp_path, sent)
     assert record.status is ConsultationStatus.FAILED and record.error == CANCELLED
     assert not [r for r in claude.requests if r.kind.kind == "aggregate"]
+
+
+async def test_a_stress_test_of_the_edited_rerun_keeps_the_edited_description(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None, tmp_path: Path
+) -> None:
+    sent = await upload(slack, PHOTO)
+    await wait_finished(slack, sent)
+    await slack.deliver_event(slack.message_changed(GENERAL, sent.ts, text=EDITED))
+    await slack.wait_until(lambda: bool(with_action(slack, sent, actions.RERUN_EDITED)), WAIT_S, what="the offer")
+    (offer,) = with_action(slack, sent, actions.RERUN_EDITED)
+    await slack.click(ALICE, GENERAL, offer.ts, actions.RERUN_EDITED)
+    _, rerun_board = await wait_final_boards(slack, sent, 2)
+    start = len(claude.requests)
+
+    await slack.click(ALICE, GENERAL, rerun_board.ts, actions.STRESS)
+    await wait_final_boards(slack, sent, 3)
+
+    branches = branches_since(claude, start)
+    assert len(branches) == 18 and all("250 °C" in part_context(r) for r in branches)
+    _, rerun, stress = await thread_records(tmp_path, sent)
+    assert stress.kind is ConsultationKind.STRESS and stress.parent_id == rerun.id
+    assert stress.message_ts == f"{sent.ts}:rerun:1:rerun:1"
+    assert stress.context == EDITED and stress.requirements == []  # the edit is already in its parent
