@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
@@ -79,3 +80,11 @@ def test_importing_the_chart_module_does_not_import_matplotlib() -> None:
     code = "import sys, bot.chart; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "False"
+
+
+def test_charts_drawn_in_threads_side_by_side_match_one_drawn_alone() -> None:
+    alone = score_chart(_rec()).png
+    other = _rec(best=M.COMPOSITE, runner_up=M.METAL)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pngs = list(pool.map(score_chart, [_rec(), other, _rec(), other]))
+    assert [chart.png == alone for chart in pngs] == [True, False, True, False]
