@@ -139,6 +139,20 @@ async def test_saving_images_replaces_the_earlier_ones(store: Store, clock: Fake
     assert await store.images(parent.id) == []
 
 
+async def test_images_of_an_unknown_consultation_or_sharing_a_position_are_refused(
+    store: Store, clock: FakeClock
+) -> None:
+    parent = consultation(clock)
+    await store.add(parent)
+    await store.save_images(parent.id, [_image(0, b"kept")])
+
+    with pytest.raises(KeyError):
+        await store.save_images("nope", [_image(0, b"x")])
+    with pytest.raises(ValueError, match="position"):
+        await store.save_images(parent.id, [_image(0, b"x"), _image(0, b"y")])
+    assert [image.data for image in await store.images(parent.id)] == [b"kept"]
+
+
 async def test_a_turn_round_trips_and_updates_bump_its_time(store: Store, clock: FakeClock) -> None:
     parent = consultation(clock)
     await store.add(parent)

@@ -30,10 +30,11 @@ Errors:
     ├── DatabaseUrlError   DATABASE_URL is not a form we accept (also a ValueError); shown to
     │                      whoever starts the bot, with the password masked
     └── SchemaTooNewError  a newer bot migrated the database; shown to whoever starts this one
-    KeyError               update()/set_feedback() of an unknown consultation id, update_turn()
-                           of an unknown turn id (a bug in the caller, or a stale button)
+    KeyError               update()/set_feedback()/save_images() of an unknown consultation id,
+                           update_turn() of an unknown turn id (a bug in the caller, or a stale button)
     ValueError             add()/claim_and_add()/add_turn() of an id that is already stored (a bug
-                           in the caller); a turn of an unknown consultation
+                           in the caller); a turn of an unknown consultation; images sharing a
+                           position; stats() of fewer than one week
     TypeError              update()/update_turn() of a field that is unknown or not updatable
     sqlalchemy.exc.DBAPIError  the database is unreachable or failed; not translated
 """

@@ -60,7 +60,7 @@ class StoredFile(BaseModel):
 
 
 class Consultation(BaseModel):
-    """One uploaded image's consultation, as stored."""
+    """One part's consultation (from one or more photos, or text alone), as stored."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

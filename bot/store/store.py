@@ -265,6 +265,8 @@ class Store:
         more often than the recommended best.
         """
         start = window_start(self._clock(), weeks)
+        if not channels:
+            return summarize(start, weeks, [], [])
         in_window = sa.and_(_c.channel.in_(channels), _c.created_at >= start)
         created_query = sa.select(_c.id, _c.created_at, _BEST).where(in_window)
         choices_query = (
@@ -272,8 +274,6 @@ class Store:
             .join(consultations, _c.id == feedback.c.consultation_id)
             .where(in_window, feedback.c.chosen.is_not(None))
         )
-        if not channels:
-            return summarize(start, weeks, [], [])
         async with self._connections.read() as connection:
             created = (await connection.execute(created_query)).all()
             choices = (await connection.execute(choices_query)).all()
@@ -285,9 +285,15 @@ class Store:
         )
 
     async def save_images(self, consultation_id: str, images: Sequence[StoredImage]) -> None:
-        """Store a consultation's prepared images, replacing every image it had."""
+        """Store a consultation's prepared images, replacing every image it had.
+
+        KeyError if the consultation is unknown; ValueError if two images share a position.
+        """
         rows = [{"consultation_id": consultation_id, **image.model_dump()} for image in images]
+        if len({image.position for image in images}) < len(images):
+            raise ValueError(f"images of {consultation_id} share a position: {[i.position for i in images]}")
         async with self._connections.write() as connection:
+            await self._lock_consultation(connection, consultation_id)
             await connection.execute(
                 sa.delete(consultation_images).where(consultation_images.c.consultation_id == consultation_id)
             )
@@ -355,9 +361,7 @@ class Store:
         values = new.model_dump()
         async with self._connections.write() as connection:
             # The consultation's row lock orders concurrent feedback, so each re-index sees the others'.
-            locked = sa.select(_c.id).where(_c.id == consultation_id).with_for_update()
-            if (await connection.execute(locked)).first() is None:
-                raise KeyError(consultation_id)
+            await self._lock_consultation(connection, consultation_id)
             insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
             statement = (
                 insert(feedback)
@@ -431,6 +435,13 @@ class Store:
             )
             rows = (await connection.execute(query)).all()
         return [_consultation(row) for row in rows]
+
+    @staticmethod
+    async def _lock_consultation(connection: AsyncConnection, consultation_id: str) -> None:
+        """Lock the consultation's row for this transaction (PostgreSQL); KeyError if there is none."""
+        locked = sa.select(_c.id).where(_c.id == consultation_id).with_for_update()
+        if (await connection.execute(locked)).first() is None:
+            raise KeyError(consultation_id)
 
     async def _select_turns(self, query: sa.Select[Any]) -> list[Turn]:
         async with self._connections.read() as connection:
