@@ -233,7 +233,7 @@ def _identify(raw: bytes, path: str) -> tuple[str, tuple[int, int]]:
 
 
 def _too_many_pixels(path: str, limit_px: int = MAX_IMAGE_EDGE_PX, *, many: bool = False) -> ApiError:
-    what = "for many-image requests" if many else "size"
+    what = "size for many-image requests" if many else "size"
     return ApiError(
         400,
         f"{path}.image.source.base64.data: At least one of the image dimensions exceed max allowed {what}: "
