@@ -7,11 +7,13 @@
         assert claude.peak_concurrency == 6
 
 `POST /v1/messages` checks the key (`Authorization: Bearer` or `x-api-key`) and `anthropic-version`,
-validates the body and its images (`emulators.claude_requests`), looks the model up
+validates the body, its tools and its images (`emulators.claude_requests`: at most 100 images, each
+at most 2000 px once there are more than 20, 413 over 32 MB), looks the model up
 (`emulators.claude_models`: Sonnet 5 / 5.5, Opus 5 / 5.5, Haiku 4.5; any other id is a 404) and
 applies its rules (`emulators.claude_features`: thinking types, effort, sampling parameters, forced
 tools, prefill). It judges the part from the request's words and photo (`emulators.claude_assessment`)
-and answers JSON-schema output, forced tools or plain text (`emulators.claude_answers`), after
+and answers JSON-schema output, forced tools or plain text (`emulators.claude_answers`), or a
+follow-up question with text and perhaps a `propose_rerun` call (`emulators.claude_followup`), after
 adaptive thinking drawn from an assumed distribution (`emulators.claude_thinking`), all within
 `max_tokens` (`emulators.claude_reply`). It reports token usage with the model's tokenizer and
 emulated prompt caching (`emulators.claude_usage`), streams the API's SSE events when
