@@ -126,3 +126,22 @@ async def test_a_stress_test_of_the_edited_rerun_keeps_the_edited_description(
     assert stress.kind is ConsultationKind.STRESS and stress.parent_id == rerun.id
     assert stress.message_ts == f"{sent.ts}:rerun:1:rerun:1"
     assert stress.context == EDITED and stress.requirements == []  # the edit is already in its parent
+
+
+async def test_deleting_the_upload_cancels_a_rerun_still_running_too(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None, tmp_path: Path
+) -> None:
+    sent = await upload(slack, PHOTO)
+    (board,) = await wait_final_boards(slack, sent, 1)
+    claude.latency_s = SLOW_S
+    await slack.click(ALICE, GENERAL, board.ts, actions.RERUN)
+    await slack.wait_until(lambda: len([m for m in bot_replies(slack, GENERAL, sent.ts) if is_board(m)]) == 2, WAIT_S)
+    rerun_board = [m for m in bot_replies(slack, GENERAL, sent.ts) if is_board(m)][-1]
+
+    await slack.deliver_event(slack.message_deleted(GENERAL, sent.ts))
+    await slack.wait_until(lambda: CANCELLED in slack.message(GENERAL, rerun_board.ts).text, WAIT_S, what="cancelled")
+
+    upload_record, rerun = await thread_records(tmp_path, sent)
+    assert upload_record.status is ConsultationStatus.DONE  # a final board keeps its answer
+    assert rerun.status is ConsultationStatus.FAILED and rerun.error == CANCELLED
+    assert CANCELLED not in slack.message(GENERAL, board.ts).text

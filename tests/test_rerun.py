@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import actions
-from bot.consultation.rerun import ALREADY_RUNNING, REQUIREMENT_PREFIX
+from bot.consultation.rerun import ALREADY_RUNNING, ALREADY_SPLIT, REQUIREMENT_PREFIX
 from bot.store import ConsultationKind, ConsultationStatus
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
@@ -115,6 +115,10 @@ async def test_the_split_button_on_three_photos_makes_three_boards_of_one_photo_
     assert [p.file_name for p in parts] == ["angle-0.jpg", "angle-1.jpg", "angle-2.jpg"]
     assert all(p.parent_id == parent.id and p.kind is ConsultationKind.UPLOAD for p in parts)
     assert all(p.status is ConsultationStatus.DONE for p in parts)
+
+    await slack.click(BOB, GENERAL, board.ts, actions.SPLIT)  # a second press splits nothing more
+    await wait_for_text(slack, sent, ALREADY_SPLIT)
+    assert len(await thread_records(tmp_path, sent)) == 4
 
 
 async def test_photos_added_as_a_reply_join_the_next_rerun(

@@ -60,7 +60,7 @@ EDIT_CHARS: Final = 200  # how much of an edited description the re-run's "what 
 REQUIREMENT_PREFIX: Final = "Added requirement: "
 EDIT_PREFIX: Final = "edited description: "  # the "what changed" entry of a re-run after an edit
 
-STILL_RUNNING: Final = "This consultation is still running; re-run it once its board is final."
+STILL_RUNNING: Final = "This consultation is still running; try again once its board is final."
 ALREADY_RUNNING: Final = "A re-run with these changes is already running in this thread."
 NOTHING_TO_SPLIT: Final = "This consultation has a single photo: there is nothing to split."
 ALREADY_SPLIT: Final = "These photos were already split into one consultation each."
@@ -102,10 +102,12 @@ class Reruns:
         added = _distinct(changes)
         key: TaskKey = (parent.id, kind, tuple(added))
         async with self._lock:
-            if key in self._running or await self._duplicate(parent, kind, added):
-                await thread.notice(ALREADY_RUNNING)
-                return None
-            self._running.add(key)
+            duplicate = key in self._running or await self._duplicate(parent, kind, added)
+            if not duplicate:
+                self._running.add(key)
+        if duplicate:
+            await thread.notice(ALREADY_RUNNING)
+            return None
         try:
             record, prepared = await self._child(parent, thread, added, kind, user)
         except BaseException:
@@ -133,13 +135,16 @@ class Reruns:
             await thread.notice(NOTHING_TO_SPLIT)
             return []
         prefix = f"{parent.message_ts}{SPLIT_KEY}"
+        records: list[Consultation] = []
         async with self._lock:
-            if any(child.message_ts.startswith(prefix) for child in await self.store.children(parent.id)):
-                await thread.notice(ALREADY_SPLIT)
-                return []
-            records = [self._split_record(parent, index, prefix, user) for index in range(count)]
-            for record in records:
-                await self.store.add(record)
+            if not any(child.message_ts.startswith(prefix) for child in await self.store.children(parent.id)):
+                records = [self._split_record(parent, index, prefix) for index in range(count)]
+                for record in records:
+                    await self.store.add(record)
+        if not records:
+            await thread.notice(ALREADY_SPLIT)
+            return []
+        log.info("%s split consultation %s into %d", user or "someone", parent.id, count)
         await thread.notice(SPLIT_NOTE.format(n=count))
         for index, record in enumerate(records):
             prepared = (images[index],) if images else None
@@ -345,7 +350,7 @@ class Reruns:
             for child in await self.store.children(parent.id)
         )
 
-    def _split_record(self, parent: Consultation, index: int, prefix: str, user: str | None) -> Consultation:
+    def _split_record(self, parent: Consultation, index: int, prefix: str) -> Consultation:
         file = parent.files[index] if index < len(parent.files) else None
         return Consultation(
             channel=parent.channel,
