@@ -493,8 +493,11 @@ class SlackEmulator:
         event_id: str | None = None,
         timeout_s: float = WAIT_TIMEOUT_S,
     ) -> str:
-        """Push an event in an `events_api` envelope (waiting for a socket); returns the envelope_id."""
+        """Push an event in an `events_api` envelope (waiting for a socket), or POST it signed to the
+        events URL once `set_http_target` named one; returns the envelope (or delivery) id."""
         body = self.event_callback(event, event_id=event_id)
+        if self.delivery.http_target is not None:
+            return await self.delivery.post_event(body, retry_attempt=retry_attempt, retry_reason=retry_reason)
         return await self.socket.send_envelope(
             "events_api",
             body,

@@ -203,7 +203,7 @@ class AppDelivery:
         body = self.events.event_callback(event)
         if self.http_target is None:
             return await self._envelope("events_api", body, accepts_response_payload=False)
-        return await self._post(self.http_target.events_url, json.dumps(body), "application/json")
+        return await self.post_event(body, retry_attempt=0, retry_reason="")
 
     def _on_socket_ack(self, delivery: Delivery, ack: Ack) -> None:
         where = self._commands.pop(delivery.envelope_id, None)
@@ -223,10 +223,28 @@ class AppDelivery:
             envelope_id=envelope_id,
         )
 
-    async def _post(self, url: str, body: str, content_type: str) -> str:
+    async def post_event(self, body: JsonDict, *, retry_attempt: int, retry_reason: str) -> str:
+        """POST an event_callback to the events URL, signed, with Slack's retry headers on a retry."""
+        assert self.http_target is not None, "set_http_target first"
+        return await self._post(
+            self.http_target.events_url,
+            json.dumps(body),
+            "application/json",
+            retry_num=retry_attempt or None,
+            retry_reason=retry_reason or None,
+        )
+
+    async def _post(
+        self, url: str, body: str, content_type: str, *, retry_num: int | None = None, retry_reason: str | None = None
+    ) -> str:
         assert self.http_target is not None
         answered = await post_signed(
-            url, body, signing_secret=self.http_target.signing_secret, content_type=content_type
+            url,
+            body,
+            signing_secret=self.http_target.signing_secret,
+            content_type=content_type,
+            retry_num=retry_num,
+            retry_reason=retry_reason,
         )
         delivery_id = str(uuid.uuid4())
         self.http_deliveries[delivery_id] = answered

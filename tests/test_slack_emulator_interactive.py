@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from emulators.slack import LoopbackServer, SlackEmulator
@@ -336,3 +337,31 @@ async def test_a_response_url_from_an_ephemeral_button_replaces_that_ephemeral_f
     await post_json(url, {"delete_original": True})
     with pytest.raises(AssertionError):
         await slack.click(ALICE, GENERAL, sent["message_ts"], RERUN)  # gone from Alice's view
+
+
+async def test_with_an_http_target_events_are_posted_signed_with_retry_headers(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    heard: asyncio.Queue[tuple[str, str, str | None]] = asyncio.Queue()
+    app = AsyncApp(client=client, signing_secret=SIGNING_SECRET)
+
+    async def on_message(event: dict[str, Any], body: dict[str, Any], request: AsyncBoltRequest) -> None:
+        retry_num = request.headers.get("x-slack-retry-num", [None])[0]
+        await heard.put((event["text"], body["event_id"], retry_num))
+
+    app.event("message")(on_message)
+    server = LoopbackServer(app.web_app())
+    base = await server.start()
+    try:
+        slack.set_http_target(signing_secret=SIGNING_SECRET, events_url=f"{base}/slack/events")
+        delivery_id = await slack.deliver_event(slack.user_message(GENERAL, ALICE, "over http"), event_id="Ev1")
+        retried = await slack.deliver_event(
+            slack.message_event(GENERAL, slack.history(GENERAL)[0].ts), event_id="Ev1", retry_attempt=1
+        )
+        got = [await asyncio.wait_for(heard.get(), WAIT_S) for _ in range(2)]
+    finally:
+        await server.stop()
+    assert sorted(got, key=lambda g: g[2] or "") == [("over http", "Ev1", None), ("over http", "Ev1", "1")]
+    assert (await slack.wait_for_ack(delivery_id, WAIT_S)).payload is None
+    assert slack.delivery.http_deliveries[retried].status == 200
+    assert slack.deliveries == {}  # nothing went over a socket
