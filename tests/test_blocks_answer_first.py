@@ -29,6 +29,7 @@ M = MaterialClass
 PART = "bracket.jpg"
 CONTEXT = "Outdoor mounting bracket, 5 kg load, -20 to 60 C."
 CID = "0123456789abcdef0123456789abcdef"
+THREAD = "archives/C1/p1712345678000200?thread_ts=1712345678.000100&cid=C1"  # a thread reply's permalink
 SENTENCES = [
     "Metal carries the 5 kg load outdoors for decades with a wide margin against fatigue at the bolt holes.",
     "Polymer is lighter and cheaper in volume, but glass-filled nylon creeps at 60 C under a constant load.",
@@ -341,9 +342,7 @@ def test_the_teams_choices_and_ratings_are_one_line() -> None:
 def test_similar_consultations_are_at_most_three_lines_with_names_that_never_ping() -> None:
     links = (
         SimilarLink("Dana <@U123> @here", date(2026, 10, 12), "bracket <!channel>", "the team chose polymer", None),
-        SimilarLink(
-            "Sam", date(2026, 9, 1), "hinge", "matrec recommended metal", "https://acme.slack.com/archives/C1/p1"
-        ),
+        SimilarLink("Sam", date(2026, 9, 1), "hinge", "matrec recommended metal", f"https://acme.slack.com/{THREAD}"),
         SimilarLink("Kim", date(2026, 8, 2), "clip", "", "https://evil.example|click>"),
         SimilarLink("Lee", date(2026, 7, 3), "cover", "x", None),
     )
@@ -352,7 +351,7 @@ def test_similar_consultations_are_at_most_three_lines_with_names_that_never_pin
     assert similar == [
         ":mag: Dana &lt;@U123&gt; @\u2060here looked at a similar part on 12 Oct 2026: bracket &lt;!channel&gt;; "
         "the team chose polymer",
-        ":mag: Sam looked at a similar part on <https://acme.slack.com/archives/C1/p1|1 Sep 2026>: hinge; "
+        f":mag: Sam looked at a similar part on <https://acme.slack.com/{THREAD}|1 Sep 2026>: hinge; "
         "matrec recommended metal",
         ":mag: Kim looked at a similar part on 2 Aug 2026: clip",  # a link that could break out is dropped
     ]

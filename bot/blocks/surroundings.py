@@ -23,8 +23,9 @@ MAX_SIMILAR: Final = 3
 WHO_CHARS: Final = 40
 SIMILAR_PART_CHARS: Final = 60
 OUTCOME_CHARS: Final = 60
-# A permalink Slack gave us: https, no spaces and none of the characters that end or split a link.
-_SAFE_LINK = re.compile(r"https://[^\s<>|&]+")
+# A permalink Slack gave us (a thread reply's carries "?thread_ts=…&cid=…"): https, no spaces and
+# none of the characters that end or split a link.
+_SAFE_LINK = re.compile(r"https://[^\s<>|]+")
 
 RERUN: Final = "rerun"
 STRESS: Final = "stress"
