@@ -120,7 +120,7 @@ def _pending(material: MaterialClass, states: Sequence[BranchState], finished: b
 
 
 def _conditions_reason(states: Sequence[BranchState]) -> tuple[str, int]:
-    """ "recommended under 2 of 3 conditions · worst: wet (4)", and the worst score."""
+    """Why a class judged under several conditions stands where it does, and its worst score."""
     named = [(condition_name(s.condition, i), a) for i, s in enumerate(states) if (a := _analysis(s)) is not None]
     recommended = sum(a.recommended for _, a in named)
     worst_name, worst = min(named, key=lambda pair: pair[1].suitability)
