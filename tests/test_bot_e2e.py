@@ -310,3 +310,21 @@ async def test_the_photo_reaches_the_model_and_moves_the_answer(
     (oak_board,) = await wait_boards(slack, oak)
     assert "Best: Metal" in rendered(grey_board)  # a three-way tie at 6, broken by class order
     assert "Best: Wood" in rendered(oak_board)  # the wood-toned photo tips it
+
+
+async def test_the_final_state_puts_the_score_chart_in_the_thread_with_alt_text(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+) -> None:
+    sent = await upload(slack, PHOTO)
+    await wait_boards(slack, sent)
+    (chart,) = slack.uploaded_files(GENERAL)
+    assert chart.thread_ts == sent.ts and chart.content.startswith(b"\x89PNG")
+    assert chart.alt_txt and "Metal" in chart.alt_txt and "8" in chart.alt_txt
+    assert any(m.files for m in bot_replies(slack, GENERAL, sent.ts))  # shared in the thread, not the channel
+
+
+async def test_a_failed_consultation_uploads_no_chart(slack: SlackEmulator, claude: ClaudeEmulator, bot: None) -> None:
+    claude.fail(Fault.SERVER_ERROR, match="branch", times=None)
+    sent = await upload(slack, PHOTO)
+    await wait_boards(slack, sent)
+    assert slack.uploaded_files() == []

@@ -6,10 +6,20 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from bot.store import Store
+from bot.store import Consultation, ConsultationStatus, Store, StoredFile
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
-from tests.bot_support import ALICE, GENERAL, Upload, bot_settings, rendered, running_bot, wait_finished
+from tests.bot_support import (
+    ALICE,
+    GENERAL,
+    WAIT_S,
+    Upload,
+    bot_settings,
+    rendered,
+    running_bot,
+    wait_boards,
+    wait_finished,
+)
 from tests.engine_support import jpeg_bytes
 
 COLOURS = ((200, 60, 60), (60, 200, 60), (60, 60, 200))
@@ -71,3 +81,48 @@ async def test_photos_past_the_cap_are_left_out_with_a_notice(
         replies = await wait_finished(slack, Upload.of(event))
     assert any("1 more was left out" in rendered(r) for r in replies)
     assert all(len(images) == 2 for images in _branches(claude))
+
+
+async def test_a_resumed_part_downloads_every_photo_again_when_none_were_stored(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    settings = bot_settings(slack, tmp_path)
+    files = _three_photos(slack)
+    event = slack.upload_message(GENERAL, ALICE, "one hinge from three sides", files)
+    ts = str(event["ts"])
+    async with await Store.open(settings.database_url) as store:
+        record = Consultation(
+            channel=GENERAL, thread_ts=ts, message_ts=ts, file_id=files[0]["id"], file_name="angle0.jpg",
+            files=[StoredFile(id=f["id"], name=f["name"]) for f in files], context="one hinge from three sides",
+            status=ConsultationStatus.RUNNING, owner="gone:1:dead00", heartbeat_at=None,
+        )  # fmt: skip
+        assert await store.claim_and_add(event_id=None, channel=GENERAL, ts=ts, consultations=[record])
+    async with running_bot(slack, claude, settings, max_retries=0):
+        (board,) = await wait_boards(slack, Upload(GENERAL, ts))
+    assert "Best: Metal" in rendered(board)
+    assert sorted(d.file_id or "" for d in slack.downloads) == sorted(f["id"] for f in files)
+    branches = _branches(claude)
+    assert len(branches) == 6 and all(len(images) == 3 and len(set(images)) == 3 for images in branches)
+
+
+async def test_a_resumed_part_reuses_its_stored_photos_without_downloading(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    settings = bot_settings(slack, tmp_path)
+    async with running_bot(slack, claude, settings, max_retries=0):
+        event = slack.upload_message(GENERAL, ALICE, "one hinge from three sides", _three_photos(slack))
+        await slack.deliver_event(event)
+        await wait_boards(slack, Upload.of(event))
+    first = _branches(claude)[0]
+    async with await Store.open(settings.database_url) as store:
+        (done,) = await store.for_message(GENERAL, str(event["ts"]))
+        await store.update(done.id, status=ConsultationStatus.RUNNING, owner="gone:1:dead00", heartbeat_at=None)
+    downloads, requests = len(slack.downloads), len(claude.requests)
+    async with running_bot(slack, claude, settings, max_retries=0):  # leaving it waits for the run to end
+        await slack.wait_until(lambda: len(claude.requests) >= requests + 6, WAIT_S, what="the resumed run")
+    async with await Store.open(settings.database_url) as store:
+        again = await store.get(done.id)
+    assert again is not None and again.status is ConsultationStatus.DONE
+    resumed = _branches(claude)[6:]
+    assert len(slack.downloads) == downloads  # nothing fetched again
+    assert len(resumed) == 6 and all(images == first for images in resumed)  # byte-identical photos

@@ -20,6 +20,7 @@ from tests.bot_support import (
     rendered,
     running_bot,
     upload,
+    wait_boards,
     wait_finished,
 )
 from tests.engine_support import jpeg_bytes
@@ -96,3 +97,20 @@ async def test_a_mention_in_a_group_dm_is_still_text_that_gets_help(
     (help_reply,) = bot_replies(slack, sent.channel, sent.ts)
     assert any(b.get("action_id") == ANALYSE_TEXT for b in _buttons(help_reply.blocks))
     assert claude.requests == []
+
+
+async def test_the_analyse_button_runs_the_dm_text_as_a_consultation_in_its_thread(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+) -> None:
+    dm = slack.add_im(ALICE)
+    ts = await _say(slack, dm.id, "gasket for a 90 C hot-water flange, 2,000 a year")
+    await slack.wait_until(lambda: bool(bot_replies(slack, dm.id, ts)), WAIT_S, what="the help")
+    (help_reply,) = bot_replies(slack, dm.id, ts)
+    await slack.click(ALICE, dm.id, help_reply.ts, ANALYSE_TEXT)
+    await slack.click(ALICE, dm.id, help_reply.ts, ANALYSE_TEXT)  # a double click starts nothing more
+    boards = await wait_boards(slack, Upload(dm.id, ts))
+    (board,) = [b for b in boards if b.ts != help_reply.ts]
+    assert "Best: Metal" in rendered(board)
+    branches = [r for r in claude.requests if r.kind.kind == "branch"]
+    assert len(branches) == 6 and all(r.image_sizes == [] for r in branches)
+    assert all("90 C hot-water flange" in str(r.body["messages"]) for r in branches)
