@@ -3,6 +3,7 @@ reply photos and double clicks, over both emulators with the real bot and a real
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,11 +11,12 @@ import pytest
 
 from bot import actions
 from bot.consultation.rerun import ALREADY_RUNNING, ALREADY_SPLIT, REQUIREMENT_PREFIX
+from bot.service import Running
 from bot.store import ConsultationKind, ConsultationStatus
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
 from matrec.materials import MaterialClass
-from tests.bot_support import ALICE, GENERAL, Upload, bot_settings, rendered, running_bot, upload, wait_finished
+from tests.bot_support import ALICE, GENERAL, WAIT_S, Upload, bot_settings, rendered, running_bot, upload, wait_finished
 from tests.engine_support import jpeg_bytes
 from tests.rerun_support import (
     branches_since,
@@ -31,9 +33,9 @@ BOB = "U2"
 
 
 @pytest.fixture
-async def bot(slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path) -> AsyncIterator[None]:
-    async with running_bot(slack, claude, bot_settings(slack, tmp_path), max_retries=0):
-        yield
+async def bot(slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path) -> AsyncIterator[Running]:
+    async with running_bot(slack, claude, bot_settings(slack, tmp_path), max_retries=0) as running:
+        yield running
 
 
 async def _final_upload(slack: SlackEmulator, content: bytes = PHOTO) -> Upload:
@@ -43,13 +45,16 @@ async def _final_upload(slack: SlackEmulator, content: bytes = PHOTO) -> Upload:
 
 
 async def test_a_rerun_after_a_follow_up_makes_a_second_board_that_says_what_changed(
-    slack: SlackEmulator, claude: ClaudeEmulator, bot: None, tmp_path: Path
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
 ) -> None:
     sent = await _final_upload(slack)
     question = slack.user_message(GENERAL, ALICE, "What if it runs at 250 °C?", thread_ts=sent.ts)
     await slack.deliver_event(question)
     await slack.wait_until(lambda: bool(with_action(slack, sent, actions.RERUN_WITH)), what="the re-run offer")
     (offer,) = with_action(slack, sent, actions.RERUN_WITH)
+    assert bot.followups is not None
+    async with asyncio.timeout(WAIT_S):
+        await bot.followups.drain()  # the answer is recorded with the changes it proposed
     start = len(claude.requests)
 
     await slack.click(ALICE, GENERAL, offer.ts, actions.RERUN_WITH)
@@ -72,7 +77,7 @@ async def test_a_rerun_after_a_follow_up_makes_a_second_board_that_says_what_cha
 
 
 async def test_a_stress_test_runs_six_classes_under_three_conditions(
-    slack: SlackEmulator, claude: ClaudeEmulator, bot: None, tmp_path: Path
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
 ) -> None:
     sent = await _final_upload(slack)
     (board,) = with_action(slack, sent, actions.STRESS)
@@ -91,7 +96,7 @@ async def test_a_stress_test_runs_six_classes_under_three_conditions(
 
 
 async def test_the_split_button_on_three_photos_makes_three_boards_of_one_photo_each(
-    slack: SlackEmulator, claude: ClaudeEmulator, bot: None, tmp_path: Path
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
 ) -> None:
     files = [
         slack.add_file(jpeg_bytes(800 - 40 * i, 600), f"angle-{i}.jpg", "image/jpeg", "jpg", channel=GENERAL)
@@ -122,7 +127,7 @@ async def test_the_split_button_on_three_photos_makes_three_boards_of_one_photo_
 
 
 async def test_photos_added_as_a_reply_join_the_next_rerun(
-    slack: SlackEmulator, claude: ClaudeEmulator, bot: None, tmp_path: Path
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
 ) -> None:
     sent = await _final_upload(slack)
     file = slack.add_file(OTHER_ANGLE, "underside.jpg", "image/jpeg", "jpg", channel=GENERAL)
@@ -148,7 +153,7 @@ async def test_photos_added_as_a_reply_join_the_next_rerun(
 
 
 async def test_a_second_click_while_the_rerun_runs_starts_nothing_more(
-    slack: SlackEmulator, claude: ClaudeEmulator, bot: None, tmp_path: Path
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
 ) -> None:
     sent = await _final_upload(slack)
     (board,) = with_action(slack, sent, actions.RERUN)
