@@ -14,7 +14,7 @@ import pytest
 from bot import actions
 from bot.service import Running
 from bot.store import ConsultationKind, Store, Turn, TurnStatus
-from emulators.claude import ClaudeEmulator
+from emulators.claude import ClaudeEmulator, Fault
 from emulators.claude_records import RecordedRequest
 from emulators.claude_reply import chunks
 from emulators.slack import SlackEmulator
@@ -319,3 +319,60 @@ async def test_a_question_that_changes_a_requirement_offers_a_rerun_and_typing_r
     async with await Store.open(f"sqlite:///{tmp_path / 'bot.db'}") as store:
         (child,) = await store.children(turn.consultation_id)
     assert child.kind is ConsultationKind.RERUN and any("250" in r for r in child.requirements)
+
+
+async def test_a_redelivered_question_is_answered_once(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
+) -> None:
+    sent = await final_upload(slack)
+    event = slack.user_message(GENERAL, ALICE, "Which metal grade would you pick?", thread_ts=sent.ts)
+    envelope = await slack.deliver_event(event)
+    await slack.wait_for_ack(await slack.redeliver(envelope, retry_attempt=1, retry_reason="timeout"), WAIT_S)
+    await answered(slack, bot, sent, str(event["ts"]))
+    await slack.wait_for_ack(await slack.redeliver(envelope, retry_attempt=2, retry_reason="timeout"), WAIT_S)
+    await answered(slack, bot, sent, str(event["ts"]))
+    assert len(followups(claude)) == 1 and len(answers(slack, sent, str(event["ts"]))) == 1
+    assert len(await turns(tmp_path, sent)) == 1
+
+
+async def test_a_consultation_without_a_recommendation_is_not_discussed(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
+) -> None:
+    claude.fail(Fault.SERVER_ERROR, match="branch", times=None)
+    sent = await upload(slack, PHOTO)
+    await wait_final(slack, sent)
+    await ask(slack, sent, "Why did it fail?")
+    await slack.wait_until(
+        lambda: any("nothing to discuss" in m.text for m in bot_replies(slack, GENERAL, sent.ts)), WAIT_S
+    )
+    assert followups(claude) == []
+    assert [t.status for t in await turns(tmp_path, sent)] == [TurnStatus.SKIPPED]
+
+
+async def test_when_claude_fails_before_any_words_the_asker_is_told_to_ask_again(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
+) -> None:
+    sent = await final_upload(slack)
+    claude.fail(Fault.SPEND_LIMIT, match="follow_up", times=None)  # not worth retrying
+    await ask(slack, sent, "Which metal grade would you pick?")
+    await slack.wait_until(
+        lambda: any("ask again" in m.text for m in bot_replies(slack, GENERAL, sent.ts)), WAIT_S, what="the notice"
+    )
+    assert [t.status for t in await turns(tmp_path, sent)] == [TurnStatus.FAILED]
+    assert "spend limit" in bot_replies(slack, GENERAL, sent.ts)[-1].text
+
+
+async def test_an_answer_cut_off_midway_keeps_its_words_and_says_so(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
+) -> None:
+    sent = await final_upload(slack)
+    slack.enable_streaming()
+    claude.latencies["follow_up"] = 0.5
+    claude.fail(Fault.DROP_MIDSTREAM, match="follow_up")
+    question = await ask(slack, sent, "Why is metal better than a polymer for this bracket's strength?")
+    (message,) = await answered(slack, bot, sent, question)
+    (request,) = followups(claude)
+    text = shown(message)
+    assert "cut off" in text and text.startswith(answer_text(request)[:20])
+    (turn,) = await turns(tmp_path, sent)
+    assert turn.status is TurnStatus.FAILED and turn.answer and turn.answer_ts == message.ts

@@ -193,7 +193,7 @@ class Answerer:
         await best_effort(posted, f"could not reply in {reply.channel}")
 
 
-_BUSY = frozenset({CallFailure.RATE_LIMITED, CallFailure.OVERLOADED, CallFailure.UNAVAILABLE, CallFailure.SPEND_LIMIT})
+_BUSY = frozenset({CallFailure.RATE_LIMITED, CallFailure.OVERLOADED, CallFailure.UNAVAILABLE})
 
 
 def _plain_reason(error: Exception) -> str:
@@ -201,6 +201,8 @@ def _plain_reason(error: Exception) -> str:
     if isinstance(error, ModelCallError):
         if error.kind in _BUSY:
             return "Claude is busy"
+        if error.kind is CallFailure.SPEND_LIMIT:
+            return "the Claude account has reached its spend limit"
         if error.kind is CallFailure.TIMEOUT:
             return "Claude took too long"
         return "Claude's answer did not come through"
