@@ -33,8 +33,16 @@ from bot.store import ConsultationKind
 
 log = logging.getLogger(__name__)
 
-# The Events API subscriptions the listeners below rely on (manifest.yml lists exactly these).
-SUBSCRIBED_EVENTS = ("app_mention", "message.channels", "message.groups", "message.im", "message.mpim")
+# The Events API subscriptions the app's listeners rely on (manifest.yml lists exactly these): the
+# two below, and App Home's, which `Parts.register` (bot.interactive) listens to.
+SUBSCRIBED_EVENTS = (
+    "app_home_opened",
+    "app_mention",
+    "message.channels",
+    "message.groups",
+    "message.im",
+    "message.mpim",
+)
 
 # Message subtypes that carry a person's new message; edits and deletions have their own routes,
 # and everything else (joins, the bot's own posts) is ignored before any work.
