@@ -75,6 +75,13 @@ async def test_a_rerun_after_a_follow_up_makes_a_second_board_that_says_what_cha
     assert child.recommendation.scores[MaterialClass.POLYMER] < parent.recommendation.scores[MaterialClass.POLYMER]  # type: ignore[operator]
     assert child.recommendation.scores[MaterialClass.CERAMIC] > parent.recommendation.scores[MaterialClass.CERAMIC]  # type: ignore[operator]
 
+    start = len(claude.requests)  # a stress test of the re-run keeps the requirement the re-run added
+    await slack.click(ALICE, GENERAL, second.ts, actions.STRESS)
+    await wait_final_boards(slack, sent, 3)
+    assert all("250" in part_context(r) for r in branches_since(claude, start))
+    *_, stress = await thread_records(tmp_path, sent)
+    assert stress.parent_id == child.id and stress.context == child.context and stress.requirements == []
+
 
 async def test_a_stress_test_runs_six_classes_under_three_conditions(
     slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
