@@ -30,7 +30,7 @@ CRITERIA_CHARS: Final = 400
 SCREEN_CHARS: Final = 400
 ERROR_CHARS: Final = 400
 CONDITION_CHARS: Final = 200
-MESSAGE_CHARS: Final = 6_000  # block text per reply: a few screens, not one endless message
+MESSAGE_CHARS: Final = 10_000  # block text per reply: six classes usually fit one; a stress test needs more
 MESSAGE_BLOCKS: Final = 40
 
 
