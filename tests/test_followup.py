@@ -376,3 +376,18 @@ async def test_an_answer_cut_off_midway_keeps_its_words_and_says_so(
     assert "cut off" in text and text.startswith(answer_text(request)[:20])
     (turn,) = await turns(tmp_path, sent)
     assert turn.status is TurnStatus.FAILED and turn.answer and turn.answer_ts == message.ts
+
+
+async def test_a_question_typed_at_the_top_of_a_dm_is_about_the_latest_consultation_there(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running
+) -> None:
+    dm = slack.add_im(ALICE)
+    sent = await upload(slack, PHOTO, channel=dm.id)
+    await wait_final(slack, sent)
+    event = slack.user_message(dm.id, ALICE, "Which metal grade would you pick for it?")
+    await slack.deliver_event(event)
+    question = Upload(dm.id, str(event["ts"]))
+    (message,) = await answered(slack, bot, question, question.ts)
+    (request,) = followups(claude)
+    assert shown(message) == answer_text(request) and message.thread_ts == question.ts
+    assert "Which metal grade" in question_text(request)

@@ -15,6 +15,10 @@ By what the reply says (`bot.conversation.intent`):
 - anything else is a question, answered by `Answerer` in its own task: each thread's answers are
   independent, and the engine's limiter bounds how many Claude calls run at once.
 
+In a DM, a question typed outside any consultation's thread (at the top, or in an answer's thread)
+is about the DM's latest consultation when that is recent (`DM_FOLLOW_UP_WINDOW_S`); the answer
+goes in the question's own thread. Other DM text stays the listener's (help or a reaction).
+
 Everything that acts claims the message first (`store.claim(event_id, channel, ts)`), because
 Slack redelivers events and several instances may receive the same one.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Final, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -34,11 +39,13 @@ from bot.conversation.answer import Answerer
 from bot.conversation.intent import Intent, intent
 from bot.conversation.reply import ThreadReply
 from bot.slack_text import mentions
-from bot.store import Consultation, ConsultationKind, Store, TurnStatus
+from bot.store import Consultation, ConsultationKind, Store, TurnStatus, utc_now
 from bot.writer import best_effort, post_reply
 
 log = logging.getLogger(__name__)
 
+DIRECT_MESSAGE: Final = "im"  # a group DM is several people talking: only its threads are follow-ups
+DM_FOLLOW_UP_WINDOW_S: Final = 4 * 3600.0  # DM text this soon after the latest consultation is about it
 SMALL_TALK_REACTION: Final = "slightly_smiling_face"
 UNMUTED: Final = "Unmuted: I will answer questions in this thread again."
 NO_RERUNS: Final = "Re-runs are not available here: press Re-run on the board instead."
@@ -75,10 +82,12 @@ class FollowUps:
 
     async def consider(self, reply: ThreadReply) -> bool:
         """Handle `reply` if a consultation lives in its thread; False when none does."""
+        wanted = intent(reply, self.bot_user_id)
         record = await self.store.latest_in_thread(reply.channel, reply.thread_ts)
         if record is None:
-            return False
-        wanted = intent(reply, self.bot_user_id)
+            record = await self._direct_consultation(reply)
+            if record is None or wanted not in (Intent.QUESTION, Intent.RERUN):
+                return False  # small talk and help in a DM stay the listener's
         if wanted is Intent.OTHERS:
             return True
         if await self.store.muted(reply.channel, reply.thread_ts):
@@ -131,6 +140,17 @@ class FollowUps:
             await self.answerer.answer(reply, record)
         except Exception:  # isolation boundary: one answer's bug never reaches the listener or the others
             log.exception("the follow-up %s/%s failed unexpectedly", reply.channel, reply.ts)
+
+    async def _direct_consultation(self, reply: ThreadReply) -> Consultation | None:
+        """In a DM, text outside a consultation's thread is about the latest consultation there, if
+        it is recent: people type their next question at the top of a DM, not in the board's
+        thread. The answer goes in the question's own thread."""
+        if reply.channel_type != DIRECT_MESSAGE:
+            return None
+        latest = await self.store.history([reply.channel], limit=1)
+        if not latest or utc_now() - latest[0].updated_at > timedelta(seconds=DM_FOLLOW_UP_WINDOW_S):
+            return None
+        return latest[0]
 
     async def _rerun(self, reply: ThreadReply, record: Consultation) -> None:
         if self.reruns is None:
