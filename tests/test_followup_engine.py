@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from emulators.claude import ClaudeEmulator, Fault
-from matrec.choices import CacheStrategy
-from matrec.engine import Engine, Part
+from emulators.claude import ClaudeEmulator, Fault, RecordedRequest
+from matrec.choices import CacheStrategy, Mode
+from matrec.engine import Engine, Part, RunOptions
 from matrec.errors import BadInputError, ModelCallError
 from matrec.followup import (
     PROPOSE_RERUN,
@@ -264,3 +264,36 @@ async def test_a_follow_up_without_photos_still_works(engine: Engine, claude: Cl
     assert time.perf_counter() - started < 5
     assert claude.requests[0].image_sizes == []
     assert _reply(events).text
+
+
+async def test_thinking_that_uses_the_whole_budget_is_retried_once_with_twice_the_budget() -> None:
+    def thinking(record: RecordedRequest) -> int:
+        return 50 if record.kind.kind != "follow_up" or record.body["max_tokens"] > 1024 else 5000
+
+    async with (
+        ClaudeEmulator(api_key=KEY, thinking_tokens=thinking) as claude,
+        running_engine(claude, followup_max_tokens=1024) as engine,
+    ):
+        images = await engine.prepare(BRACKET)
+        rec = await engine.evaluate(BRACKET, prepared=images)
+        claude.reset_stats()
+        events = [
+            e
+            async for e in engine.follow_up(
+                images=images, consultation=render_consultation(rec), history=(), question="Which grade?"
+            )
+        ]
+    assert [r.body["max_tokens"] for r in claude.requests] == [1024, 2048]
+    assert [r.stop_reason for r in claude.requests] == ["max_tokens", "end_turn"]
+    reply = _reply(events)
+    assert reply.text
+    assert reply.usage.output_tokens == 1024 + (claude.requests[1].output_tokens or 0)  # the cut-off one is billed too
+
+
+async def test_a_stress_test_consultation_renders_every_condition(engine: Engine) -> None:
+    rec = await engine.evaluate(BRACKET, RunOptions.from_settings(engine.settings, mode=Mode.NESTED))
+    text = render_consultation(rec)
+    assert text.count("<analysis material=") == 18
+    for condition in engine.settings.conditions:
+        assert f'condition="{condition}"' in text
+    assert 'mode="nested"' in text
