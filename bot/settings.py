@@ -50,6 +50,8 @@ class BotSettings(BaseSettings):
     stale_after_s: float = Field(default=30.0, gt=0, validation_alias=_alias("MATREC_STALE_AFTER_S"))
     queue_refresh_s: float = Field(default=QUEUE_REFRESH_S, gt=0, validation_alias=_alias("MATREC_QUEUE_REFRESH_S"))
     shutdown_grace_s: float = Field(default=SHUTDOWN_GRACE_S, ge=0, validation_alias=_alias("MATREC_SHUTDOWN_GRACE_S"))
+    # Follow-up answers stream natively (chat.startStream); off: posted and updated like the boards.
+    stream_answers: bool = Field(default=True, validation_alias=_alias("MATREC_STREAM_ANSWERS"))
 
     @field_validator("mention_only_channels", mode="before")
     @classmethod
