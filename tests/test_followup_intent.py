@@ -51,3 +51,8 @@ def test_a_mention_of_the_bot_is_not_a_teammate() -> None:
 def test_a_reply_to_a_teammate_is_left_alone() -> None:
     assert intent(reply("Bob what do you think?", raw="<@U2> what do you think?"), BOT) is Intent.OTHERS
     assert intent(reply("thanks Bob", raw="thanks <@U2|bob>"), BOT) is Intent.OTHERS
+
+
+def test_a_reply_naming_a_teammate_and_the_bot_is_for_the_bot() -> None:
+    raw = f"<@U2> and <@{BOT}>: would steel work at 250 °C?"
+    assert intent(reply("Bob and : would steel work at 250 °C?", raw=raw), BOT) is Intent.QUESTION

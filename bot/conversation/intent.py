@@ -2,7 +2,7 @@
 
 Cheap and conservative: only short replies that are plainly small talk, a mute, an unmute or a
 re-run are taken as such; everything else is a question for Claude. A reply that mentions a
-teammate is talk between people and is left alone.
+teammate and not the bot is talk between people and is left alone.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def _only_emoji(text: str) -> bool:
 
 def intent(reply: ThreadReply, bot_user_id: str) -> Intent:
     """What the bot should do with `reply` (its plain `text` has the bot's mention removed)."""
-    if teammates(reply.raw_text, bot_user_id):
-        return Intent.OTHERS
+    if teammates(reply.raw_text, bot_user_id) and f"<@{bot_user_id}" not in reply.raw_text:
+        return Intent.OTHERS  # naming the bot as well asks it to answer
     text = reply.text.strip()
     if not text:
         return Intent.SMALL_TALK if not reply.files else Intent.QUESTION
