@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from emulators.claude import ClaudeEmulator, Fault
-from matrec.claude import Claude, Reply
+from matrec.claude import ChatDone, ChatEvent, ChatStarted, ChatText, Claude, Reply
 from matrec.errors import CallFailure, ModelCallError
 from matrec.models import Effort
 from matrec.schema import BranchAnalysis
@@ -130,3 +130,38 @@ async def test_a_password_in_the_base_url_never_reaches_the_failure_reason() -> 
         port = probe.getsockname()[1]
     failure = await _failure(_adapter(f"http://proxy-user:s3cret@127.0.0.1:{port}"))
     assert "s3cret" not in failure.reason and "proxy-user:***@127.0.0.1" in failure.reason
+
+
+async def _converse(claude: Claude, question: str = "Which grade?") -> list[ChatEvent]:
+    try:
+        stream = claude.converse(
+            system="You are a materials engineer.",
+            tools=[],
+            messages=[{"role": "user", "content": f"<task>follow_up</task>\n<question>{question}</question>"}],
+            max_tokens=16_000,
+            effort="low",
+        )
+        return [event async for event in stream]
+    finally:
+        await claude.aclose()
+
+
+async def test_converse_streams_text_and_ends_with_the_whole_answer(emulator: ClaudeEmulator) -> None:
+    events = await _converse(_adapter(emulator.base_url), "What about 250 °C?")
+    assert isinstance(events[0], ChatStarted)
+    done = events[-1]
+    assert isinstance(done, ChatDone)
+    assert "".join(e.text for e in events if isinstance(e, ChatText)) == done.text
+    assert "operates at 250 °C" in done.text and done.tool_calls == []
+    (request,) = emulator.requests
+    assert request.body["output_config"] == {"effort": "low"} and "tools" not in request.body
+
+
+async def test_converse_maps_errors_like_structured_calls(emulator: ClaudeEmulator) -> None:
+    with pytest.raises(ModelCallError) as caught:
+        await _converse(_adapter(emulator.base_url, key="wrong"))
+    assert caught.value.kind is CallFailure.AUTH
+    emulator.fail(Fault.REFUSAL)
+    with pytest.raises(ModelCallError) as refused:
+        await _converse(_adapter(emulator.base_url))
+    assert refused.value.kind is CallFailure.REFUSED
