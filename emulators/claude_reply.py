@@ -5,6 +5,8 @@ thinking that alone reaches it leaves no answer block at all; thinking plus an a
 cuts the answer off. Either way `stop_reason` is "max_tokens" and `usage.output_tokens` equals
 `max_tokens`. The thinking block comes before the answer; its display is "omitted" by default (an
 empty `thinking` text and an opaque `signature`), or a one-line summary with display "summarized".
+A follow-up ("chat") answer is text that may be followed by a `tool_use` block (stop_reason
+"tool_use"); cut at `max_tokens`, it loses the tool call.
 """
 
 from __future__ import annotations
