@@ -67,6 +67,7 @@ async def test_three_photos_in_one_message_make_one_board_whose_branches_each_ca
         stored = await store.images(record.id)
     assert [f.name for f in record.files] == ["angle0.jpg", "angle1.jpg", "angle2.jpg"]
     assert record.file_name == "angle0.jpg" and record.channel_type == "channel"
+    assert record.part_text.startswith("angle0.jpg and 2 more photos; ")  # and what the specialist saw
     assert [base64.b64encode(i.data).decode() for i in stored] == branches[0]  # what Claude saw, kept
     assert len(slack.downloads) == 3
 

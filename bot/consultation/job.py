@@ -44,6 +44,7 @@ TEXT_ONLY_LABEL: Final = "your description"
 RESUMED_NOTE: Final = ":arrows_counterclockwise: Resumed after the bot restarted."
 UNEXPECTED_MESSAGE: Final = "Something went wrong on my side; the error is logged. Please try again."
 CHART_FILENAME: Final = "matrec-scores.png"
+PART_TEXT_CHARS: Final = 500  # the part's searchable description (Consultation.part_text)
 
 
 class BoardViews(Protocol):
@@ -340,7 +341,7 @@ class JobRunner:
             branches=outcome.branches,
             usage_cost_usd=outcome.usage.cost_usd,
             image_sha256=outcome.image.sha256 if outcome.image else None,
-            part_text=outcome.part,
+            part_text=part_text(outcome),
             error=None,
             board_ts=writer.ts,  # a board deleted meanwhile was re-posted
         )
@@ -400,6 +401,13 @@ class JobRunner:
         except Exception:  # the database itself may be what failed; the board already says so
             log.exception("could not record the end of consultation %s", job.record.id)
         return status
+
+
+def part_text(rec: Recommendation) -> str:
+    """What the part is, for search: its name and what the best class's specialist saw in it."""
+    best = next((b.analysis for b in rec.branches if b.material is rec.best and b.analysis is not None), None)
+    pieces = [rec.part, *(best.evidence if best is not None else [])]
+    return "; ".join(piece.strip() for piece in pieces if piece.strip())[:PART_TEXT_CHARS]
 
 
 def _branches(job: Job) -> list[BranchResult]:
