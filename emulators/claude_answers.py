@@ -271,7 +271,8 @@ def plan_reply(body: Mapping[str, Any]) -> ReplyPlan:
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
         return ReplyPlan("json", fmt["schema"])
     if request_kind(body).kind == "follow_up":
-        return ReplyPlan("chat", tool_name=RERUN_TOOL if RERUN_TOOL in _tool_names(body) else None)
+        callable_tools = [] if isinstance(choice, dict) and choice.get("type") == "none" else _tool_names(body)
+        return ReplyPlan("chat", tool_name=RERUN_TOOL if RERUN_TOOL in callable_tools else None)
     return ReplyPlan("text")
 
 

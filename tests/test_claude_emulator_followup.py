@@ -60,7 +60,10 @@ def _question(question: str) -> list[dict[str, Any]]:
 
 
 async def _ask(
-    client: anthropic.AsyncAnthropic, question: str, tools: Sequence[dict[str, Any]] = (TOOL,)
+    client: anthropic.AsyncAnthropic,
+    question: str,
+    tools: Sequence[dict[str, Any]] = (TOOL,),
+    tool_choice: Any = anthropic.omit,
 ) -> tuple[anthropic.types.Message, list[str]]:
     """The final message, and the delta types in the order they were streamed."""
     deltas: list[str] = []
@@ -70,6 +73,7 @@ async def _ask(
         system="You are a materials engineer.",
         messages=_question(question),  # type: ignore[arg-type]
         tools=list(tools),  # type: ignore[arg-type]
+        tool_choice=tool_choice,
     ) as stream:
         async for event in stream:
             if event.type == "content_block_delta":
@@ -128,6 +132,12 @@ async def test_without_the_tool_a_requirement_change_is_only_said(client: anthro
     message, _ = await _ask(client, "What about 250 °C?", tools=())
     assert message.stop_reason == "end_turn"
     assert "operates at 250 °C" in _text(message)
+    assert all(block.type != "tool_use" for block in message.content)
+
+
+async def test_tool_choice_none_makes_no_call(client: anthropic.AsyncAnthropic) -> None:
+    message, _ = await _ask(client, "What about 250 °C?", tool_choice={"type": "none"})
+    assert message.stop_reason == "end_turn"
     assert all(block.type != "tool_use" for block in message.content)
 
 
