@@ -203,6 +203,8 @@ def test_everything_cut_from_the_board_is_in_the_details_replies() -> None:
     assert "density (g/cm³)" in text
     assert "Young's modulus (GPa)" in text
     assert "the answer was cut off" in text
+    assert "14,500 tokens" in text  # the usage the board leaves out
+    assert "typical class values, not design allowables" in text
     assert len(replies) > 1  # 18 analyses do not fit one readable message
     for reply in replies:
         assert 0 < len(reply.text) <= 3_900
@@ -355,3 +357,12 @@ def test_similar_consultations_are_at_most_three_lines_with_names_that_never_pin
         "matrec recommended metal",
         ":mag: Kim looked at a similar part on 2 Aug 2026: clip",  # a link that could break out is dropped
     ]
+
+
+def test_details_of_a_run_without_a_recommendation_still_show_each_analysis() -> None:
+    snapshot = _snapshot(None, status=StageStatus.FAILED, error="Only 1 of 6 classes could be assessed.")
+    replies = details(snapshot)
+    text = "\n".join(line for r in replies for line in text_lines(r.blocks))
+    assert "(no recommendation was made)" in text
+    assert "not design allowables" in text
+    assert "*Metal*" in text and DEFAULT_CONDITIONS[2] in text

@@ -34,7 +34,7 @@ from matrec.choices import Mode, Strategy
 from matrec.images import ACCEPTED_FORMATS_TEXT
 from matrec.materials import CLASS_ORDER
 from matrec.progress import BranchStatus, RunSnapshot, StageStatus
-from matrec.report import footer, label
+from matrec.report import cost_text, label
 from matrec.results import Recommendation
 
 TITLE: Final = "Material consultation"
@@ -194,7 +194,8 @@ def _footer(rec: Recommendation, view: BoardView | None) -> str:
     if rec.mode is Mode.NESTED and conditions:
         how += f" ({', '.join(conditions)})"
     how += f", {_STRATEGY_WORDS[rec.strategy]}"
-    text = f":stopwatch: {escape(footer(rec))} Judged by {how}."
+    # No property figures on the board, so the typical-values caveat and token counts live in Details.
+    text = f":stopwatch: {rec.timing.wall_s:.1f} s · {rec.usage.calls} calls · {escape(cost_text(rec))} · {how}."
     moved = moved_to_details(rec)
     if moved:
         where = "in the thread" if view is not None and view.details_in_thread else "under *Details*"

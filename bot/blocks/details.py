@@ -17,7 +17,7 @@ from bot.blocks.surroundings import part_name
 from bot.escape import escape
 from matrec.materials import CLASS_ORDER, PROFILES, MaterialClass
 from matrec.progress import RunSnapshot
-from matrec.report import TYPICAL_VALUES_NOTE, label
+from matrec.report import TYPICAL_VALUES_NOTE, footer, label
 from matrec.results import BranchResult, Recommendation
 
 RATIONALE_CHARS: Final = 2_800
@@ -62,7 +62,10 @@ def _listed(title: str, items: Sequence[str]) -> str:
 
 def _overview(rec: Recommendation | None, part: str) -> list[Block]:
     if rec is None:
-        return [section(f":mag: *Full analysis of {part_name(part)}* (no recommendation was made)")]
+        return [
+            section(f":mag: *Full analysis of {part_name(part)}* (no recommendation was made)"),
+            context(f":information_source: {TYPICAL_VALUES_NOTE}"),
+        ]
     runner = f" over *{label(rec.runner_up)}*" if rec.runner_up is not None else ""
     lines = [
         f":mag: *Full analysis of {part_name(part)}*: *{label(rec.best)}*{runner}, confidence *{rec.confidence}*",
@@ -78,7 +81,7 @@ def _overview(rec: Recommendation | None, part: str) -> list[Block]:
         text = _listed(title, items)
         if text:
             blocks.append(section(text))
-    blocks.append(context(f":information_source: {TYPICAL_VALUES_NOTE}"))
+    blocks.append(context(f":stopwatch: {escape(footer(rec))}"))  # ends with the typical-values caveat
     return blocks
 
 
