@@ -141,7 +141,7 @@ class PreparedImage:
             base64=base64.b64encode(data).decode("ascii"),
             width=width,
             height=height,
-            original_format=cast("ImageFormat", original_format),
+            original_format=original_format,
             original_width=original_width,
             original_height=original_height,
             sha256=sha256,
