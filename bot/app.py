@@ -116,8 +116,10 @@ class Listeners:
         if thread_ts != ts:
             if await self._thread_reply(body, event, files):
                 return
-        elif channel_type in DIRECT_CHANNEL_TYPES and not files:
-            await self._direct_text(body, event)
+        elif channel_type in DIRECT_CHANNEL_TYPES and not files and await self._follow_up(body, event):
+            return
+        if channel_type in DIRECT_CHANNEL_TYPES and not files:
+            await self._direct_text(body, event)  # no consultation there: never one for text alone
             return
         self._consider(body, event, mentioned=mentions(event.get("text") or "", self.bot_user_id))
 
@@ -152,16 +154,18 @@ class Listeners:
             return False
         return await self.parts.followups.consider(self._reply(body, event, files))
 
+    async def _follow_up(self, body: dict[str, Any], event: dict[str, Any]) -> bool:
+        """True when the follow-ups took a DM's top-level text (it belongs to a consultation there)."""
+        if self.parts.followups is None or not str(event.get("text") or "").strip():
+            return False
+        return await self.parts.followups.consider(self._reply(body, event, ()))
+
     async def _direct_text(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        """DM or group DM text without a photo: a follow-up, small talk, or a help reply; never a consultation."""
-        text = event.get("text") or ""
-        if not text.strip():
-            return
-        reply = self._reply(body, event, ())
-        if self.parts.followups is not None and await self.parts.followups.consider(reply):
+        """DM or group DM text that is not a follow-up: small talk gets a reaction, the rest a help reply."""
+        if not str(event.get("text") or "").strip():
             return
         upload = self._upload(body, event, mentioned=True)
-        if intent(reply, self.bot_user_id) is Intent.SMALL_TALK:
+        if intent(self._reply(body, event, ()), self.bot_user_id) is Intent.SMALL_TALK:
             await self.consultant.acknowledge(upload, SMALL_TALK_REACTION)
         else:
             await self.consultant.help_in_dm(upload)

@@ -114,3 +114,17 @@ async def test_the_analyse_button_runs_the_dm_text_as_a_consultation_in_its_thre
     branches = [r for r in claude.requests if r.kind.kind == "branch"]
     assert len(branches) == 6 and all(r.image_sizes == [] for r in branches)
     assert all("90 C hot-water flange" in str(r.body["messages"]) for r in branches)
+
+
+async def test_a_dm_thread_reply_without_a_consultation_gets_help_not_a_consultation(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+) -> None:
+    dm = slack.add_im(ALICE)
+    ts = await _say(slack, dm.id, "hello")
+    await slack.wait_until(lambda: bool(bot_replies(slack, dm.id, ts)), WAIT_S, what="the help")
+    reply = slack.user_message(dm.id, ALICE, "a hinge for an oven door at 250 C", thread_ts=ts)
+    await slack.wait_for_ack(await slack.deliver_event(reply), WAIT_S)
+    await slack.wait_until(lambda: len(bot_replies(slack, dm.id, ts)) == 2, WAIT_S, what="the second help")
+    (button,) = [b for b in _buttons(bot_replies(slack, dm.id, ts)[1].blocks) if b.get("action_id") == ANALYSE_TEXT]
+    assert button["value"] == f"{dm.id}:{reply['ts']}"
+    assert claude.requests == []
