@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.actions import ANALYSE_TEXT
+from bot.store import Store
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
 from tests.bot_support import (
@@ -100,7 +101,7 @@ async def test_a_mention_in_a_group_dm_is_still_text_that_gets_help(
 
 
 async def test_the_analyse_button_runs_the_dm_text_as_a_consultation_in_its_thread(
-    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None, tmp_path: Path
 ) -> None:
     dm = slack.add_im(ALICE)
     ts = await _say(slack, dm.id, "gasket for a 90 C hot-water flange, 2,000 a year")
@@ -114,6 +115,9 @@ async def test_the_analyse_button_runs_the_dm_text_as_a_consultation_in_its_thre
     branches = [r for r in claude.requests if r.kind.kind == "branch"]
     assert len(branches) == 6 and all(r.image_sizes == [] for r in branches)
     assert all("90 C hot-water flange" in str(r.body["messages"]) for r in branches)
+    async with await Store.open(f"sqlite:///{tmp_path / 'bot.db'}") as store:
+        (record,) = await store.for_message(dm.id, ts)
+    assert record.channel_type == "im" and record.user_id == ALICE and not record.files
 
 
 async def test_a_dm_thread_reply_without_a_consultation_gets_help_not_a_consultation(

@@ -179,13 +179,24 @@ class Consultant:
             context=text,
             status=ConsultationStatus.RECEIVED,
             owner=self.owner,
-            channel_type=_channel_type(channel),
+            channel_type=await self._channel_type(channel),
         )
         await self.store.add(record)
         thread = Thread(self.runner.client, channel, thread_ts, thread_ts)
         await thread.react(add=EYES)
         end = await self.runner.launch(record, thread)
         await thread.finished(ok=end is ConsultationStatus.DONE)
+
+    async def _channel_type(self, channel: str) -> str | None:
+        """Slack's type of `channel` ("channel", "group", "im", "mpim"), which no event told us here."""
+        answer = await best_effort(
+            self.runner.client.conversations_info(channel=channel), f"no type for {channel}", level=logging.INFO
+        )
+        found = (answer.get("channel") or {}) if answer is not None else {}
+        for flag, kind in (("is_im", "im"), ("is_mpim", "mpim"), ("is_private", "group"), ("is_channel", "channel")):
+            if found.get(flag):
+                return kind
+        return "im" if channel.startswith("D") else None
 
     async def _name(self, user: str | None) -> str:
         """A person's display name, never a mention (the root message must not ping anyone)."""
@@ -223,11 +234,6 @@ class Consultant:
             return await self.fetcher.resolve(file)
         except FileRejected as rejected:
             return rejected
-
-
-def _channel_type(channel: str) -> str | None:
-    """Slack's channel type as far as the id tells it: D… is a DM; the others need conversations.info."""
-    return "im" if channel.startswith("D") else None
 
 
 def _skipped_text(skipped: list[SlackFile | FileRejected]) -> str:
