@@ -203,3 +203,31 @@ def test_a_split_ends_a_line_or_word_and_never_cuts_an_entity() -> None:
     assert split_point("one two three", 9) == 8
     text = "x" * 8 + "&amp;"
     assert split_point(text, 10) == 8
+
+
+async def test_a_rate_limited_start_posts_the_answer_instead(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    slack.ratelimit_next("chat.startStream")
+    answer = writer(client, question)
+    await model(answer, ANSWER)
+    await answer.finish(blocks=[BUTTON])
+    (message,) = answers(slack, question)
+    assert shown(message) == escape(ANSWER) and not answer.streamed
+    assert message.blocks is not None and message.blocks[-1] == BUTTON
+
+
+async def test_a_rate_limited_append_is_taken_over_by_updates(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    answer = writer(client, question)
+    answer.write("The start. ")
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.startStream")), WAIT_S, what="the stream's start")
+    slack.ratelimit_next("chat.appendStream")
+    await model(answer, ANSWER)
+    await answer.finish(blocks=[BUTTON])
+    (message,) = answers(slack, question)
+    assert shown(message) == escape("The start. " + ANSWER) and answer.streamed
+    assert message.blocks is not None and message.blocks[-1] == BUTTON
