@@ -228,6 +228,8 @@ def test_a_pick_its_specialist_screened_out_is_flagged_and_not_shown_as_screened
     assert " · best · picked although its specialist screened it out: Corrodes in salt spray." in metal
     assert ":no_entry:" not in metal
     assert "screened out" not in metal
+    assert "Metal was picked although its specialist screened it out: Corrodes in salt spray.. " not in rendered.text
+    assert "Metal was picked although its specialist screened it out: Corrodes in salt spray. Scores" in rendered.text
 
 
 def test_a_pick_the_comparison_itself_screened_out_is_flagged_too() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from bot.blocks.answer import answer_lines, moved_to_details
+from bot.blocks.answer import answer_lines, flag_line, moved_to_details
 from bot.blocks.classes import condition_name, final_lines, running_lines, score_text
 from bot.blocks.controls import final_controls
 from bot.blocks.kit import (
@@ -207,8 +207,9 @@ def _verdict_text(rec: Recommendation) -> str:
     runner = f"runner-up {label(rec.runner_up)}, " if rec.runner_up is not None else ""
     scores = ", ".join(f"{label(m)} {score_text(rec.scores.get(m))}" for m in CLASS_ORDER)
     rationale = clip(rec.rationale, FALLBACK_RATIONALE_CHARS)
+    flag = flag_line(rec).removeprefix(":warning: ").replace("*", "").rstrip(". ")
     return (
-        f"best {label(rec.best)} ({runner}confidence {rec.confidence}). {rationale} "
+        f"best {label(rec.best)} ({runner}confidence {rec.confidence}). {rationale} {flag + '. ' if flag else ''}"
         f"Scores (1-10): {scores}. Typical class values, not design allowables."
     )
 
