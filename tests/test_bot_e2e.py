@@ -328,3 +328,15 @@ async def test_a_failed_consultation_uploads_no_chart(slack: SlackEmulator, clau
     sent = await upload(slack, PHOTO)
     await wait_boards(slack, sent)
     assert slack.uploaded_files() == []
+
+
+async def test_matrec_ask_posts_the_question_without_a_ping_and_threads_its_board_under_it(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+) -> None:
+    await slack.slash_command(ALICE, GENERAL, "ask <!here> gasket for a 90 C hot-water flange, 2,000 a year")
+    await slack.wait_until(lambda: any("asked:" in m.text for m in slack.history(GENERAL)), WAIT_S)
+    (question,) = [m for m in slack.history(GENERAL) if "asked:" in m.text]
+    assert question.bot_id and "alice asked:" in question.text and "<!here>" not in rendered(question)
+    (board,) = await wait_boards(slack, Upload(GENERAL, question.ts))
+    assert "Best: Metal" in rendered(board)
+    assert all("90 C hot-water flange" in str(r.body["messages"]) for r in claude.requests if r.kind.kind == "branch")
