@@ -197,12 +197,13 @@ class JobRunner:
         *,
         files: Sequence[SlackFile] = (),
         prepared: Sequence[PreparedImage] | None = None,
-        mode: Mode = Mode.PARALLEL,
+        mode: Mode | None = None,
         notices: Sequence[str] = (),
     ) -> ConsultationStatus:
         """The whole life of one board for a record already stored: posted, run, final; how it ended.
 
-        `notices` are posted in the thread right after the board (e.g. photos left out).
+        `mode` defaults to the record's (`mode_for`: nested for a stress test); `notices` are posted
+        in the thread right after the board (e.g. photos left out).
         """
         job = self.job(record, thread, files=files, prepared=prepared, mode=mode)
         try:
