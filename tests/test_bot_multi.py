@@ -127,3 +127,18 @@ async def test_a_resumed_part_reuses_its_stored_photos_without_downloading(
     resumed = _branches(claude)[6:]
     assert len(slack.downloads) == downloads  # nothing fetched again
     assert len(resumed) == 6 and all(images == first for images in resumed)  # byte-identical photos
+
+
+async def test_a_photo_that_cannot_be_downloaded_is_left_out_and_the_others_are_analysed(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    files = [*_three_photos(slack)[:2], slack.add_file(b"no pixels here", "angle2.jpg", "image/jpeg", "jpg")]
+    async with running_bot(slack, claude, bot_settings(slack, tmp_path), max_retries=0):
+        event = slack.upload_message(GENERAL, ALICE, "one hinge from three sides", files)
+        await slack.deliver_event(event)
+        replies = await wait_boards(slack, Upload.of(event))
+    (notice,) = [r for r in replies if "angle2.jpg" in rendered(r) and "other 2 photos" in rendered(r)]
+    assert "not an image" in rendered(notice)
+    assert any("Best: Metal" in rendered(r) for r in replies)
+    assert all(len(images) == 2 for images in _branches(claude))
+    assert "white_check_mark" in slack.reactions(GENERAL, str(event["ts"]))

@@ -355,15 +355,26 @@ class JobRunner:
             return job.prepared
         if not job.files:
             return ()
-        data = await asyncio.gather(*(self.fetcher.fetch(file) for file in job.files))
-        images = tuple(data)
+        images = await self._download(job)
         job.prepared = tuple(await self.engine.prepare(Part(images=images, context=job.record.context, label=job.part)))
-        del data, images  # the full-size downloads are not needed past this point
+        del images  # the full-size downloads are not needed past this point
         try:
             await self.store.save_images(job.record.id, stored_images(job.prepared))
         except Exception:  # the analysis goes on; follow-ups and re-runs will download again
             log.exception("could not store the images of consultation %s", job.record.id)
         return job.prepared
+
+    async def _download(self, job: Job) -> tuple[bytes, ...]:
+        """Every photo of the part; one that cannot be had is left out with a notice, unless it was the last."""
+        fetched = await asyncio.gather(*(_fetched(self.fetcher, file) for file in job.files))
+        images = tuple(data for data in fetched if isinstance(data, bytes))
+        rejected = [str(data) for data in fetched if isinstance(data, FileRejected)]
+        if not images:
+            raise next(data for data in fetched if isinstance(data, FileRejected))
+        if rejected:
+            others = "the other photo" if len(images) == 1 else f"the other {len(images)} photos"
+            await job.thread.notice(" ".join(rejected) + f" I analysed {others}.")
+        return images
 
     async def _final_view(self, job: Job, final: Consultation) -> BoardView:
         """The final board's surroundings: the team's memory when wired, and what a re-run changed."""
@@ -402,6 +413,13 @@ class JobRunner:
         except Exception:  # the database itself may be what failed; the board already says so
             log.exception("could not record the end of consultation %s", job.record.id)
         return status
+
+
+async def _fetched(fetcher: FileFetcher, file: SlackFile) -> bytes | FileRejected:
+    try:
+        return await fetcher.fetch(file)
+    except FileRejected as rejected:
+        return rejected
 
 
 def part_text(rec: Recommendation) -> str:
