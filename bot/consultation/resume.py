@@ -21,13 +21,13 @@ from typing import Final
 from bot import blocks
 from bot.consultation.intake import Consultant
 from bot.consultation.job import Job, JobRunner, prepared_images
+from bot.consultation.rerun import PENDING_POSITION  # reply photos waiting for a re-run, not the part's
 from bot.consultation.thread import Thread
 from bot.files import SlackFile
 from bot.store import ACTIVE_STATUSES, Consultation, ConsultationKind, ConsultationStatus, Store, StoredFile
 
 log = logging.getLogger(__name__)
 
-PENDING_PHOTO_POSITION: Final = 100  # stored images from here on are reply photos kept for a re-run
 MAX_RESUMES: Final = 3  # a consultation that keeps dying with its process is given up, not retried forever
 GIVEN_UP: Final = (
     "This consultation was interrupted by {count} restarts in a row, so I stopped retrying it. "
@@ -83,7 +83,7 @@ class Resumer:
         """Run `record` again onto its existing board (or a new one), then settle the message."""
         thread = Thread(self.runner.client, record.channel, record.thread_ts, record.message_ts)
         stored = await self.store.images(record.id)
-        prepared = prepared_images([image for image in stored if image.position < PENDING_PHOTO_POSITION])
+        prepared = prepared_images([image for image in stored if image.position < PENDING_POSITION])
         files = [] if prepared else [_stored_file(file) for file in _files(record)]
         job = self.runner.job(record, thread, files=files, prepared=prepared or None, resumed=True)
         try:
