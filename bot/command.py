@@ -81,8 +81,14 @@ class SlashCommand:
     async def on_command(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
-        """Ack at once (an empty ack shows nothing), then answer through the response URL, ephemerally."""
+        """Ack at once (an empty ack shows nothing), then answer through the response URL, ephemerally.
+
+        The answer is worked out in a task the consultant keeps, so a shutdown waits for it."""
         await ack()
+        user = command.get("user_id")
+        self._consultant.spawn(self._respond(command, client, respond), name=f"{COMMAND} by {user}")
+
+    async def _respond(self, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         reply = await self.answer(command, client)
         await respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
 

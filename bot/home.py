@@ -7,8 +7,8 @@ is a member of only, so two people with different memberships see different cons
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -20,6 +20,14 @@ from bot.store import Consultation, Store
 from bot.writer import best_effort
 
 log = logging.getLogger(__name__)
+
+
+class Spawn(Protocol):
+    """Runs a coroutine as a kept background task (`Consultant.spawn`)."""
+
+    def __call__(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Start `work`."""
+
 
 MINE_LIMIT = 5  # the viewer's own recent consultations shown
 TEAM_LIMIT = 10  # the team's recent consultations shown
@@ -33,10 +41,11 @@ ONLY_YOURS = "Everything here comes from conversations you are a member of."
 class Home:
     """Publishes a person's App Home view when they open the tab."""
 
-    def __init__(self, store: Store, access: Access, memory: Memory) -> None:
+    def __init__(self, store: Store, access: Access, memory: Memory, *, spawn: Spawn) -> None:
         self._store = store
         self._access = access
         self._memory = memory
+        self._spawn = spawn  # Consultant.spawn: the work is kept, so a shutdown waits for it
 
     def register(self, app: AsyncApp) -> None:
         """Listen for `app_home_opened`."""
@@ -47,6 +56,10 @@ class Home:
         if event.get("tab", "home") != "home" or not event.get("user"):
             return
         user = str(event["user"])
+        self._spawn(self.publish(client, user), name=f"home of {user}")
+
+    async def publish(self, client: AsyncWebClient, user: str) -> None:
+        """Publish `user`'s Home tab as it stands now."""
         view = await self.view(user)
         await best_effort(client.views_publish(user_id=user, view=view), f"could not publish the home of {user}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -24,6 +25,9 @@ from bot.writer import best_effort
 from matrec.materials import CLASS_ORDER, PROFILES, MaterialClass
 
 log = logging.getLogger(__name__)
+
+# A permalink Slack gave us: https, with none of the characters that would end or split a mrkdwn link.
+_SAFE_LINK = re.compile(r"https://[^\s<>|&]+")
 
 SIMILAR_LIMIT = 3  # similar earlier consultations linked from one new one
 NAME_TTL_S = 3600.0  # how long a display name is reused before users.info is asked again
@@ -221,7 +225,7 @@ def link_line(link: SimilarLink) -> str:
     """One earlier consultation as a mrkdwn line: escaped, linked when a permalink is known."""
     when = f"{link.when.day} {link.when:%b %Y}"
     words = f"{clip(link.who, 60)} looked at {clip(link.part, PART_CHARS)} on {when}"
-    linked = f"<{link.link}|{words}>" if link.link else words
+    linked = f"<{link.link}|{words}>" if link.link and _SAFE_LINK.fullmatch(link.link) else words
     return f"{linked}; {clip(link.outcome, 80)}"
 
 

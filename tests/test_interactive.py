@@ -1,0 +1,167 @@
+"""The board's buttons end to end: feedback per person, details once, re-runs, and the thread rule."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot import actions
+from bot.blocks import details
+from bot.interactive import DETAILS_ALREADY, REFUSED, UNMUTED
+from bot.store import Consultation, ConsultationKind, ConsultationStatus, Store
+from emulators.claude import ClaudeEmulator
+from emulators.slack import SlackEmulator
+from tests.bot_support import (
+    ALICE,
+    BOB,
+    GENERAL,
+    WAIT_S,
+    Upload,
+    bot_replies,
+    bot_settings,
+    rendered,
+    running_bot,
+    upload,
+    wait_finished,
+)
+from tests.engine_support import jpeg_bytes
+
+PHOTO = jpeg_bytes(640, 480)
+
+
+@pytest.fixture
+async def bot(slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path) -> AsyncIterator[None]:
+    async with running_bot(slack, claude, bot_settings(slack, tmp_path), max_retries=0):
+        yield
+
+
+@pytest.fixture
+async def store(tmp_path: Path, bot: None) -> AsyncIterator[Store]:
+    """The bot's own database, read (and for setting up a mute, written) beside it."""
+    async with await Store.open(f"sqlite:///{tmp_path / 'bot.db'}") as opened:
+        yield opened
+
+
+async def finished(slack: SlackEmulator, store: Store, sent: Upload) -> tuple[Consultation, str]:
+    """The upload's stored consultation once final, and its board's ts."""
+    await wait_finished(slack, sent)
+    (record,) = await store.for_message(sent.channel, sent.ts)
+    assert record.status is ConsultationStatus.DONE and record.board_ts is not None
+    return record, record.board_ts
+
+
+def board_text(slack: SlackEmulator, ts: str) -> str:
+    return rendered(slack.message(GENERAL, ts))
+
+
+def final_boards(slack: SlackEmulator, sent: Upload) -> int:
+    """How many final boards (they carry the feedback buttons) the upload's thread has."""
+    return sum(actions.HELPFUL in rendered(m) for m in bot_replies(slack, sent.channel, sent.ts))
+
+
+def told(slack: SlackEmulator, user: str, text: str) -> bool:
+    """Whether `user` got an ephemeral response containing `text`."""
+    return any(text in r["text"] and r["response_type"] == "ephemeral" for r in slack.responses(user))
+
+
+async def test_feedback_is_kept_per_person_a_change_replaces_it_and_the_board_counts_the_team(
+    slack: SlackEmulator, store: Store
+) -> None:
+    record, board = await finished(slack, store, await upload(slack, PHOTO))
+    await slack.click(ALICE, GENERAL, board, actions.HELPFUL)
+    await slack.click(ALICE, GENERAL, board, actions.CHOSE, selected=f"{record.id}:polymer")
+    await slack.click(BOB, GENERAL, board, actions.CHOSE, selected=f"{record.id}:polymer")
+    await slack.wait_until(lambda: "Polymer ×2" in board_text(slack, board), WAIT_S, what="two choices")
+    assert "1 found it helpful" in board_text(slack, board)
+    await slack.click(ALICE, GENERAL, board, actions.CHOSE, selected=f"{record.id}:metal")
+    await slack.click(ALICE, GENERAL, board, actions.NOT_HELPFUL)
+    await slack.wait_until(
+        lambda: "1 found it not helpful" in board_text(slack, board), WAIT_S, what="the changed rating"
+    )
+    text = board_text(slack, board)
+    assert "Polymer ×1" in text and "Metal ×1" in text and "Polymer ×2" not in text
+    feedback = {f.user_id: (f.rating, f.chosen) for f in await store.feedback(record.id)}
+    assert feedback == {ALICE: ("not_helpful", "metal"), BOB: (None, "polymer")}
+
+
+async def test_a_button_naming_another_threads_consultation_is_refused(slack: SlackEmulator, store: Store) -> None:
+    first, first_board = await finished(slack, store, await upload(slack, PHOTO))
+    other = await upload(slack, PHOTO, text="Gear for a garden tool")
+    await finished(slack, store, other)
+    # A copy of the first board's buttons turns up in the other thread (a stale client, a forged payload).
+    copy = slack.bot_message(
+        GENERAL,
+        "copy",
+        bot_id="BBOT",
+        user=slack.bot_user_id,
+        thread_ts=other.ts,
+        blocks=slack.message(GENERAL, first_board).blocks,
+    )
+    await slack.click(BOB, GENERAL, str(copy["ts"]), actions.HELPFUL)
+    await slack.click(BOB, GENERAL, str(copy["ts"]), actions.RERUN)
+    await slack.wait_until(lambda: len([r for r in slack.responses(BOB) if REFUSED in r["text"]]) == 2, WAIT_S)
+    assert await store.feedback(first.id) == []
+    assert len(await store.for_thread(GENERAL, first.thread_ts)) == 1
+    assert len(await store.for_thread(GENERAL, other.ts)) == 1
+    assert all(r["response_type"] == "ephemeral" for r in slack.responses(BOB))
+
+
+async def test_details_go_into_the_thread_once_and_a_second_click_points_at_them(
+    slack: SlackEmulator, store: Store
+) -> None:
+    sent = await upload(slack, PHOTO)
+    record, board = await finished(slack, store, sent)
+    assert record.recommendation is not None
+    expected = [m.text for m in details(record.recommendation)]
+    before = len(bot_replies(slack, GENERAL, sent.ts))
+    await slack.click(ALICE, GENERAL, board, actions.DETAILS)
+    wanted = before + len(expected)
+    await slack.wait_until(lambda: len(bot_replies(slack, GENERAL, sent.ts)) == wanted, WAIT_S, what="the details")
+    assert [m.text for m in bot_replies(slack, GENERAL, sent.ts)[before:]] == expected
+    await slack.click(BOB, GENERAL, board, actions.DETAILS)
+    await slack.wait_until(lambda: told(slack, BOB, DETAILS_ALREADY), WAIT_S, what="the pointer")
+    assert len(bot_replies(slack, GENERAL, sent.ts)) == wanted
+
+
+async def test_the_rerun_button_makes_a_second_board_in_the_same_thread(slack: SlackEmulator, store: Store) -> None:
+    sent = await upload(slack, PHOTO)
+    record, board = await finished(slack, store, sent)
+    await slack.click(BOB, GENERAL, board, actions.RERUN)
+
+    await slack.wait_until(lambda: final_boards(slack, sent) == 2, WAIT_S, what="the re-run's final board")
+    (child,) = await store.children(record.id)
+    assert child.kind is ConsultationKind.RERUN and child.user_id == BOB
+    assert child.thread_ts == sent.ts
+
+
+async def test_unmute_acts_in_its_own_thread_only(slack: SlackEmulator, store: Store) -> None:
+    sent = await upload(slack, PHOTO)
+    await finished(slack, store, sent)
+    other = await upload(slack, PHOTO, text="Gear for a garden tool")
+    await finished(slack, store, other)
+    await store.mute(GENERAL, sent.ts, ALICE)
+    button = {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": actions.UNMUTE,
+                "text": {"type": "plain_text", "text": "Unmute"},
+                "value": f"{GENERAL}:{sent.ts}",
+            }
+        ],
+    }
+    elsewhere = slack.bot_message(
+        GENERAL, "muted", bot_id="BBOT", user=slack.bot_user_id, thread_ts=other.ts, blocks=[button]
+    )
+    await slack.click(BOB, GENERAL, str(elsewhere["ts"]), actions.UNMUTE)
+    await slack.wait_until(lambda: told(slack, BOB, REFUSED), WAIT_S, what="the refusal")
+    assert await store.muted(GENERAL, sent.ts)
+    here = slack.bot_message(
+        GENERAL, "muted", bot_id="BBOT", user=slack.bot_user_id, thread_ts=sent.ts, blocks=[button]
+    )
+    await slack.click(BOB, GENERAL, str(here["ts"]), actions.UNMUTE)
+    await slack.wait_until(lambda: told(slack, BOB, UNMUTED), WAIT_S, what="the unmute")
+    assert not await store.muted(GENERAL, sent.ts)
