@@ -122,7 +122,8 @@ class SlashCommand:
             return Reply.plain(f"I can list 1 to {HISTORY_MAX} consultations; `{count}` is out of that range.")
         channels = await self._visible(user)
         found = await self._store.history(channels, limit=count) if channels else []
-        return await self._listing(f"The latest {len(found)} consultations", found)
+        title = "The latest consultation" if len(found) == 1 else f"The latest {len(found)} consultations"
+        return await self._listing(title, found)
 
     async def search(self, user: str, words: str) -> Reply:
         """Earlier consultations matching `words`, best match first."""

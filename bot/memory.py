@@ -249,7 +249,7 @@ def stats_lines(stats: Stats) -> list[str]:
         return ["No consultations in these weeks yet."]
     weeks = " · ".join(f"{monday.day} {monday:%b}: {count}" for monday, count in stats.per_week)
     lines = [
-        f"*{stats.total}* consultations in the last {len(stats.per_week)} weeks",
+        f"*{stats.total}* {plural(stats.total, 'consultation')} in the last {len(stats.per_week)} weeks",
         f"Per week (from Monday): {weeks}",
     ]
     if stats.best:
@@ -260,7 +260,7 @@ def stats_lines(stats: Stats) -> list[str]:
         share = round(100 * stats.agreed / stats.with_choice)
         lines.append(
             f"The team chose what matrec recommended in {stats.agreed} of {stats.with_choice} "
-            f"consultations with a choice ({share}%)"
+            f"{plural(stats.with_choice, 'consultation')} with a choice ({share}%)"
         )
     else:
         lines.append("Nobody has recorded what the team chose yet.")
@@ -269,3 +269,8 @@ def stats_lines(stats: Stats) -> list[str]:
 
 def _distribution(counts: Mapping[MaterialClass, int]) -> str:
     return " · ".join(f"{PROFILES[c].label} {counts[c]}" for c in CLASS_ORDER if counts.get(c))
+
+
+def plural(count: int, noun: str) -> str:
+    """`noun`, with an s unless there is exactly one."""
+    return noun if count == 1 else noun + "s"
