@@ -20,14 +20,22 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import build_app
+from bot.access import Access
+from bot.app import Parts, build_app
 from bot.budget import UpdateBudget
 from bot.consultation import Consultant, JobRunner, QueueNotices, Resumer
+from bot.consultation.rerun import Reruns
+from bot.conversation.answer import Answerer
+from bot.conversation.followups import FollowUps
 from bot.files import FileFetcher
+from bot.finals import Finals
+from bot.interactive import Deps, register
+from bot.memory import Memory
 from bot.server import web_app
 from bot.settings import BotSettings
 from bot.store import Store
 from bot.store.urls import SqliteDatabase, parse_database_url
+from bot.streaming import StreamLimits
 from matrec.claude import Claude
 from matrec.engine import Engine
 from matrec.errors import ConfigError
@@ -52,6 +60,7 @@ class Running:
     bot_user_id: str
     consultant: Consultant
     resumer: Resumer
+    followups: FollowUps | None = None
 
 
 def check(settings: BotSettings) -> tuple[str, str | None]:
@@ -111,6 +120,9 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         )
         engine = Engine(claude, engine_settings)
         owner = instance_name()
+        finals = Finals()
+        access = Access(client)
+        memory = Memory(store, access, client, bot_user_id=bot_user_id)
         runner = JobRunner(
             engine=engine,
             store=store,
@@ -118,8 +130,11 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             fetcher=fetcher,
             settings=settings,
             budget=UpdateBudget(settings.updates_per_minute, settings.update_burst),
+            finals=finals,
+            memory=memory,
         )
         consultant = Consultant(runner=runner, store=store, fetcher=fetcher, settings=settings, owner=owner)
+        reruns = Reruns(runner=runner, store=store, consultant=consultant)
         queue = QueueNotices(runner, engine.admission, settings.queue_refresh_s)
         stack.push_async_callback(queue.aclose)
         resumer = Resumer(
@@ -138,7 +153,15 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         stack.push_async_callback(  # runs before the clients close
             _shut_down, consultant, resumer, heart, store, owner, settings.shutdown_grace_s
         )
-        app = build_app(settings, client, consultant, bot_user_id)
+        deps = Deps(
+            store=store, access=access, memory=memory, reruns=reruns, consultant=consultant, bot_user_id=bot_user_id
+        )
+        followups = _followups(settings, store, engine, client, runner, reruns, bot_user_id)
+        stack.push_async_callback(followups.aclose, settings.shutdown_grace_s)  # before the consultations drain
+        parts = Parts(
+            consultant=consultant, followups=followups, reruns=reruns, register=lambda app: register(app, deps)
+        )
+        app = build_app(settings, client, parts, bot_user_id)
         handler = AsyncSocketModeHandler(app, app_token, web_client=client) if app_token else None
 
         async def health() -> tuple[bool, dict[str, Any]]:
@@ -162,7 +185,22 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             stack.push_async_callback(handler.close_async)
         mode = "socket" if handler else "http"
         log.info("matrec bot %s (%s) started in %s mode (health at %s/healthz)", bot_user_id, owner, mode, base_url)
-        yield Running(mode, base_url, bot_user_id, consultant, resumer)
+        yield Running(mode, base_url, bot_user_id, consultant, resumer, followups)
+
+
+def _followups(
+    settings: BotSettings,
+    store: Store,
+    engine: Engine,
+    client: AsyncWebClient,
+    runner: JobRunner,
+    reruns: Reruns,
+    bot_user_id: str,
+) -> FollowUps:
+    """Thread replies: answers streamed within Slack's app-wide limits, chat.update shared with the boards."""
+    limits = StreamLimits(updates=runner.budget, streaming=settings.stream_answers)
+    answerer = Answerer(store=store, engine=engine, client=client, finals=runner.finals, limits=limits)
+    return FollowUps(store=store, client=client, answerer=answerer, bot_user_id=bot_user_id, reruns=reruns)
 
 
 def slack_client(token: str, api_url: str) -> AsyncWebClient:
