@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from bot import actions
+from bot.blocks.replies import muted_notice
 from bot.command import HISTORY_MAX
+from bot.interactive import UNMUTED
 from bot.store import Consultation, Store
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
@@ -16,6 +19,7 @@ from tests.bot_support import (
     ALICE,
     BOB,
     GENERAL,
+    SIGNING_SECRET,
     WAIT_S,
     Upload,
     bot_settings,
@@ -122,3 +126,27 @@ async def test_ask_goes_to_a_dm_where_the_bot_is_not_a_member(slack: SlackEmulat
     (dm,) = [dm for dm in dms if slack.history(dm.id)]
     root = slack.history(dm.id)[-1]
     assert "hinge for an outdoor gate" in root.text
+
+
+async def test_command_click_and_home_work_over_signed_http_too(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    async with running_bot(slack, claude, bot_settings(slack, tmp_path, socket=False)) as running:
+        slack.set_http_target(signing_secret=SIGNING_SECRET, events_url=f"{running.base_url}/slack/events")
+        answer = await run(slack, BOB, GENERAL, "help")
+        assert "/matrec search" in shown(answer) and answer["response_type"] == "ephemeral"
+        await slack.open_home(BOB)
+        await slack.wait_until(lambda: slack.home_view(BOB) is not None, WAIT_S, what="the home view")
+        async with await Store.open(f"sqlite:///{tmp_path / 'bot.db'}") as store:
+            await store.mute(GENERAL, "1700000000.000100", ALICE)
+            notice = slack.bot_message(
+                GENERAL,
+                "muted",
+                bot_id="BBOT",
+                user=slack.bot_user_id,
+                thread_ts="1700000000.000100",
+                blocks=muted_notice(GENERAL, "1700000000.000100").blocks,
+            )
+            await slack.click(BOB, GENERAL, str(notice["ts"]), actions.UNMUTE)
+            await slack.wait_until(lambda: any(UNMUTED in r["text"] for r in slack.responses(BOB)), WAIT_S)
+            assert not await store.muted(GENERAL, "1700000000.000100")

@@ -165,3 +165,29 @@ async def test_unmute_acts_in_its_own_thread_only(slack: SlackEmulator, store: S
     await slack.click(BOB, GENERAL, str(here["ts"]), actions.UNMUTE)
     await slack.wait_until(lambda: told(slack, BOB, UNMUTED), WAIT_S, what="the unmute")
     assert not await store.muted(GENERAL, sent.ts)
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["dm", "group-dm"])
+async def test_analyse_this_description_runs_the_dm_text_in_its_thread_and_only_on_request(
+    slack: SlackEmulator, claude: ClaudeEmulator, store: Store, group: bool
+) -> None:
+    dm = slack.add_mpim([ALICE, BOB]) if group else slack.add_im(ALICE)
+    said = slack.user_message(dm.id, ALICE, "Hinge for an outdoor gate, 2 kg, 200 a year")
+    await slack.deliver_event(said)
+    ts = str(said["ts"])
+
+    def help_reply() -> str | None:
+        return next((m.ts for m in bot_replies(slack, dm.id, ts) if actions.ANALYSE_TEXT in rendered(m)), None)
+
+    await slack.wait_until(lambda: help_reply() is not None, WAIT_S, what="the help reply")
+    assert not any(r.kind.kind == "branch" for r in claude.requests)  # no spend before the click
+    clicker = BOB if group else ALICE
+    reply = help_reply()
+    assert reply is not None
+    await slack.click(clicker, dm.id, reply, actions.ANALYSE_TEXT)
+    await slack.wait_until(
+        lambda: any(actions.HELPFUL in rendered(m) for m in bot_replies(slack, dm.id, ts)), WAIT_S, what="the board"
+    )
+    (record,) = await store.for_thread(dm.id, ts)
+    assert "outdoor gate" in record.context and record.user_id == clicker
+    assert sum(r.kind.kind == "branch" for r in claude.requests) == 6
