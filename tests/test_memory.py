@@ -81,11 +81,12 @@ async def test_a_similar_consultation_not_everyone_here_may_open_goes_to_the_upl
     assert note["user"] == ALICE and note["channel"] == GENERAL and note["thread_ts"] == sent.ts
     assert archive(SECRET) in str(note["blocks"])
     # A click re-renders the board: the private link stays off it and is not sent again.
-    await slack.click(ALICE, GENERAL, public.board_ts, actions.HELPFUL)
+    board = public.board_ts
+    await slack.click(ALICE, GENERAL, board, actions.HELPFUL)
     await slack.wait_until(
-        lambda: "found it helpful" in rendered(slack.message(GENERAL, public.board_ts)), WAIT_S, what="the rating"
+        lambda: "found it helpful" in rendered(slack.message(GENERAL, board)), WAIT_S, what="the rating"
     )
-    assert archive(SECRET) not in rendered(slack.message(GENERAL, public.board_ts))
+    assert archive(SECRET) not in rendered(slack.message(GENERAL, board))
     assert len(slack.ephemerals) == 1
 
 
