@@ -9,7 +9,6 @@ from the store or from Slack, in the clicked conversation.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import actions
 from bot.access import Access
 from bot.blocks import details, final_board
+from bot.budget import UpdateBudget
 from bot.command import SlashCommand
 from bot.consultation import Consultant
 from bot.consultation.job import TEXT_ONLY_LABEL
@@ -36,6 +36,7 @@ from matrec.materials import MaterialClass
 
 log = logging.getLogger(__name__)
 
+DETAILS_REMEMBERED = 1_000  # consultations whose details reply this process remembers, for pointing at it
 REFUSED = "That button belongs to another consultation's thread, so I did not act on it here."
 NOT_FINAL = "This consultation has no recommendation yet; try again once its board is final."
 GONE = "I no longer have that consultation."
@@ -54,6 +55,7 @@ class Deps:
     reruns: Reruns
     consultant: Consultant
     bot_user_id: str
+    budget: UpdateBudget | None = None  # the boards' app-wide chat.update budget, shared by re-renders
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,8 @@ class Buttons:
         self._deps = deps
         self._store = deps.store
         self._client = client
-        self._board_locks: dict[str, asyncio.Lock] = {}
-        self._details_ts: dict[str, str] = {}
+        self._rendering: dict[str, bool] = {}  # consultation id -> another pass wanted
+        self._details_ts: dict[str, str] = {}  # consultation id -> its first details reply (bounded)
 
     def handlers(self) -> dict[str, Handler]:
         """Action id -> handler."""
@@ -160,22 +162,40 @@ class Buttons:
         await self.rerender(consultation.id)
 
     async def rerender(self, consultation_id: str) -> None:
-        """Put the consultation's final board, with the team's feedback as stored now, in Slack."""
-        lock = self._board_locks.setdefault(consultation_id, asyncio.Lock())
-        async with lock:  # the last update to land renders the newest feedback
-            consultation = await self._store.get(consultation_id)
-            if consultation is None or consultation.recommendation is None or consultation.board_ts is None:
-                return
-            view = await self._deps.memory.view_for(consultation, share_private=False)
-            rendered = final_board(
-                consultation.recommendation, part=part_name(consultation), context=consultation.context, view=view
-            )
-            update = self._client.chat_update(
-                channel=consultation.channel, ts=consultation.board_ts, text=rendered.text, blocks=rendered.blocks
-            )
-            await best_effort(
-                update, f"could not show feedback on board {consultation.channel}/{consultation.board_ts}"
-            )
+        """Put the consultation's final board, with the team's feedback as stored now, in Slack.
+
+        Clicks that come while a board is being rendered ask for one more pass instead of an update
+        each: the last pass reads the store after every click before it, so it shows them all.
+        """
+        if consultation_id in self._rendering:
+            self._rendering[consultation_id] = True
+            return
+        self._rendering[consultation_id] = False
+        try:
+            while True:
+                await self._render(consultation_id)
+                if not self._rendering[consultation_id]:
+                    return
+                self._rendering[consultation_id] = False
+        finally:
+            del self._rendering[consultation_id]
+
+    async def _render(self, consultation_id: str) -> None:
+        consultation = await self._store.get(consultation_id)
+        if consultation is None or consultation.recommendation is None or consultation.board_ts is None:
+            return
+        view = await self._deps.memory.view_for(consultation, share_private=False)
+        rendered = final_board(
+            consultation.recommendation, part=part_name(consultation), context=consultation.context, view=view
+        )
+        if self._deps.budget is not None:
+            await self._deps.budget.take(final=True)  # chat.update is limited per app, boards included
+        update = self._client.chat_update(
+            channel=consultation.channel, ts=consultation.board_ts, text=rendered.text, blocks=rendered.blocks
+        )
+        await best_effort(
+            update, f"could not show the feedback on board {consultation.channel}/{consultation.board_ts}"
+        )
 
     # --- details ---------------------------------------------------------------------------------
 
@@ -201,8 +221,10 @@ class Buttons:
                 self._client, channel=consultation.channel, thread_ts=consultation.thread_ts, rendered=rendered
             )
             ts = await best_effort(posted, f"could not post the details of {consultation.id}")
-            if ts is not None:
-                self._details_ts.setdefault(consultation.id, ts)
+            if ts is not None and consultation.id not in self._details_ts:
+                if len(self._details_ts) >= DETAILS_REMEMBERED:
+                    self._details_ts.pop(next(iter(self._details_ts)))  # the oldest
+                self._details_ts[consultation.id] = ts
 
     # --- re-runs ---------------------------------------------------------------------------------
 

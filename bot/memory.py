@@ -57,7 +57,6 @@ class Memory:
         self._bot_user_id = bot_user_id
         self._clock = clock
         self._names: dict[str, tuple[float, str]] = {}
-        self._shared: set[str] = set()  # consultations whose private links went out from here
 
     async def view_for(self, consultation: Consultation, *, share_private: bool = True) -> BoardView:
         """The board's surroundings; the first call for an upload also sends its private links.
@@ -160,10 +159,9 @@ class Memory:
 
     async def _share_privately(self, consultation: Consultation, private: Sequence[SimilarLink]) -> None:
         """Post the links only the uploader may open, to the uploader, once per consultation."""
-        if consultation.user_id is None or consultation.id in self._shared:
+        if consultation.user_id is None:
             return
-        self._shared.add(consultation.id)
-        # The store's dedupe keys make it once across restarts and replicas too.
+        # The store's dedupe keys make it once, across restarts and replicas too.
         if not await self._store.claim(None, consultation.channel, f"{consultation.id}:similar"):
             return
         rendered = private_links(private)
