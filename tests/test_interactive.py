@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot import actions
 from bot.blocks import details
+from bot.blocks.replies import muted_notice, rerun_offer
 from bot.interactive import DETAILS_ALREADY, REFUSED, UNMUTED
-from bot.store import Consultation, ConsultationKind, ConsultationStatus, Store
+from bot.store import Consultation, ConsultationKind, ConsultationStatus, Store, Turn, TurnStatus
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
 from tests.bot_support import (
@@ -61,6 +63,14 @@ def final_boards(slack: SlackEmulator, sent: Upload) -> int:
     return sum(actions.HELPFUL in rendered(m) for m in bot_replies(slack, sent.channel, sent.ts))
 
 
+def bot_post(slack: SlackEmulator, thread_ts: str, blocks: list[dict[str, Any]]) -> str:
+    """A message of our bot's in a thread of #general, with these blocks (a notice, an offer, a copy); its ts."""
+    posted = slack.bot_message(
+        GENERAL, "notice", bot_id="BBOT", user=slack.bot_user_id, thread_ts=thread_ts, blocks=blocks
+    )
+    return str(posted["ts"])
+
+
 def told(slack: SlackEmulator, user: str, text: str) -> bool:
     """Whether `user` got an ephemeral response containing `text`."""
     return any(text in r["text"] and r["response_type"] == "ephemeral" for r in slack.responses(user))
@@ -91,16 +101,9 @@ async def test_a_button_naming_another_threads_consultation_is_refused(slack: Sl
     other = await upload(slack, PHOTO, text="Gear for a garden tool")
     await finished(slack, store, other)
     # A copy of the first board's buttons turns up in the other thread (a stale client, a forged payload).
-    copy = slack.bot_message(
-        GENERAL,
-        "copy",
-        bot_id="BBOT",
-        user=slack.bot_user_id,
-        thread_ts=other.ts,
-        blocks=slack.message(GENERAL, first_board).blocks,
-    )
-    await slack.click(BOB, GENERAL, str(copy["ts"]), actions.HELPFUL)
-    await slack.click(BOB, GENERAL, str(copy["ts"]), actions.RERUN)
+    copy = bot_post(slack, other.ts, slack.message(GENERAL, first_board).blocks or [])
+    await slack.click(BOB, GENERAL, copy, actions.HELPFUL)
+    await slack.click(BOB, GENERAL, copy, actions.RERUN)
     await slack.wait_until(lambda: len([r for r in slack.responses(BOB) if REFUSED in r["text"]]) == 2, WAIT_S)
     assert await store.feedback(first.id) == []
     assert len(await store.for_thread(GENERAL, first.thread_ts)) == 1
@@ -142,27 +145,11 @@ async def test_unmute_acts_in_its_own_thread_only(slack: SlackEmulator, store: S
     other = await upload(slack, PHOTO, text="Gear for a garden tool")
     await finished(slack, store, other)
     await store.mute(GENERAL, sent.ts, ALICE)
-    button = {
-        "type": "actions",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": actions.UNMUTE,
-                "text": {"type": "plain_text", "text": "Unmute"},
-                "value": f"{GENERAL}:{sent.ts}",
-            }
-        ],
-    }
-    elsewhere = slack.bot_message(
-        GENERAL, "muted", bot_id="BBOT", user=slack.bot_user_id, thread_ts=other.ts, blocks=[button]
-    )
-    await slack.click(BOB, GENERAL, str(elsewhere["ts"]), actions.UNMUTE)
+    notice = muted_notice(GENERAL, sent.ts).blocks
+    await slack.click(BOB, GENERAL, bot_post(slack, other.ts, notice), actions.UNMUTE)
     await slack.wait_until(lambda: told(slack, BOB, REFUSED), WAIT_S, what="the refusal")
     assert await store.muted(GENERAL, sent.ts)
-    here = slack.bot_message(
-        GENERAL, "muted", bot_id="BBOT", user=slack.bot_user_id, thread_ts=sent.ts, blocks=[button]
-    )
-    await slack.click(BOB, GENERAL, str(here["ts"]), actions.UNMUTE)
+    await slack.click(BOB, GENERAL, bot_post(slack, sent.ts, notice), actions.UNMUTE)
     await slack.wait_until(lambda: told(slack, BOB, UNMUTED), WAIT_S, what="the unmute")
     assert not await store.muted(GENERAL, sent.ts)
 
@@ -191,3 +178,30 @@ async def test_analyse_this_description_runs_the_dm_text_in_its_thread_and_only_
     (record,) = await store.for_thread(dm.id, ts)
     assert "outdoor gate" in record.context and record.user_id == clicker
     assert sum(r.kind.kind == "branch" for r in claude.requests) == 6
+
+
+async def test_a_follow_ups_rerun_offer_acts_in_its_own_thread_only(slack: SlackEmulator, store: Store) -> None:
+    sent = await upload(slack, PHOTO)
+    record, _ = await finished(slack, store, sent)
+    other = await upload(slack, PHOTO, text="Gear for a garden tool")
+    await finished(slack, store, other)
+    turn = Turn(
+        consultation_id=record.id,
+        channel=GENERAL,
+        thread_ts=sent.ts,
+        message_ts=sent.ts + "1",
+        user_id=BOB,
+        question="and at 250 °C?",
+        answer="Then polymer is out.",
+        status=TurnStatus.ANSWERED,
+        changes=["operates at 250 °C"],
+    )
+    await store.add_turn(turn)
+    offer = rerun_offer(turn.id, turn.changes).blocks
+    await slack.click(BOB, GENERAL, bot_post(slack, other.ts, offer), actions.RERUN_WITH)
+    await slack.wait_until(lambda: told(slack, BOB, REFUSED), WAIT_S, what="the refusal")
+    assert await store.children(record.id) == []
+    await slack.click(BOB, GENERAL, bot_post(slack, sent.ts, offer), actions.RERUN_WITH)
+    await slack.wait_until(lambda: final_boards(slack, sent) == 2, WAIT_S, what="the re-run's final board")
+    (child,) = await store.children(record.id)
+    assert child.requirements == ["operates at 250 °C"] and "250 °C" in child.context
