@@ -154,7 +154,13 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             _shut_down, consultant, resumer, heart, store, owner, settings.shutdown_grace_s
         )
         deps = Deps(
-            store=store, access=access, memory=memory, reruns=reruns, consultant=consultant, bot_user_id=bot_user_id
+            store=store,
+            access=access,
+            memory=memory,
+            reruns=reruns,
+            consultant=consultant,
+            bot_user_id=bot_user_id,
+            budget=runner.budget,
         )
         followups = _followups(settings, store, engine, client, runner, reruns, bot_user_id)
         stack.push_async_callback(followups.aclose, settings.shutdown_grace_s)  # before the consultations drain
