@@ -2,10 +2,16 @@
 
 Every answer matrec gives about earlier consultations (history, search, similar-consultation links,
 App Home) is filtered here, so a private channel's or a DM's consultation never reaches someone who
-is not in that conversation. Membership comes from `conversations.members` (paged): for a DM that is
-the person and the bot, for a group DM its members. A conversation Slack will not describe to the bot
-(it left a private channel, a scope is missing, Slack is unreachable) counts as having no members:
-when in doubt, show less.
+is not in that conversation. Two questions, each one paged Slack call remembered for a minute:
+
+    members(channel)        conversations.members: for a DM the person and the bot, for a group DM
+                            its members; used to check that everyone in a conversation may see a link
+    conversations(user)     users.conversations: the conversations a person is in that the bot can
+                            see (the bot is in every conversation it has consultations from, or left
+                            it, and then nobody sees them); used for one person's history, search, Home
+
+A conversation or person Slack will not describe (the bot left a private channel, a scope is
+missing, Slack is unreachable) counts as empty: when in doubt, show less.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any, Protocol
 
 import aiohttp
@@ -21,25 +27,31 @@ from slack_sdk.errors import SlackApiError
 
 log = logging.getLogger(__name__)
 
-MEMBERSHIP_TTL_S = 60.0  # how long a conversation's member list is trusted before asking again
-MEMBERS_PAGE_SIZE = 200  # conversations.members page size (Slack recommends at most 200)
-MAX_MEMBER_PAGES = 50  # a conversation larger than 10,000 members is cut off there
-MEMBERSHIP_CONCURRENCY = 8  # conversations.members calls in flight for one visible_channels()
+MEMBERSHIP_TTL_S = 60.0  # how long a member list (or a person's conversation list) is trusted
+PAGE_SIZE = 200  # per page of conversations.members / users.conversations (Slack recommends <= 200)
+MAX_PAGES = 50  # 10,000 members or conversations at most; the rest count as absent
+SLACK_CALLS_AT_ONCE = 8  # membership calls in flight, so a burst of checks stays within the rate tier
+CONVERSATION_TYPES = "public_channel,private_channel,mpim,im"
 
 
-class MembersApi(Protocol):
-    """The one Web API method Access uses (AsyncWebClient has it; unit tests give a fake)."""
+class MembershipApi(Protocol):
+    """The two Web API methods Access uses (AsyncWebClient has them; unit tests give a fake)."""
 
     async def conversations_members(self, *, channel: str, cursor: str | None = None, limit: int | None = None) -> Any:
         """One page of a conversation's members."""
 
+    async def users_conversations(
+        self, *, cursor: str | None = None, limit: int | None = None, types: str | None = None, user: str | None = None
+    ) -> Any:
+        """One page of the conversations a person is in."""
+
 
 class Access:
-    """Conversation membership (cached for `ttl_s`) and the visibility rules built on it."""
+    """Conversation membership (remembered for `ttl_s`) and the visibility rules built on it."""
 
     def __init__(
         self,
-        client: MembersApi,
+        client: MembershipApi,
         *,
         ttl_s: float = MEMBERSHIP_TTL_S,
         clock: Callable[[], float] = time.monotonic,
@@ -47,23 +59,25 @@ class Access:
         self._client = client
         self._ttl_s = ttl_s
         self._clock = clock
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}  # "members:C1" / "conversations:U1"
         self._locks: dict[str, asyncio.Lock] = {}
+        self._gate = asyncio.Semaphore(SLACK_CALLS_AT_ONCE)
 
     async def members(self, channel: str) -> frozenset[str]:
         """The user ids in `channel` (the bot's included); empty when Slack will not say."""
-        cached = self._fresh(channel)
-        if cached is not None:
-            return cached
-        lock = self._locks.setdefault(channel, asyncio.Lock())
-        async with lock:  # one conversations.members walk per channel at a time; the others reuse it
-            cached = self._fresh(channel)
-            if cached is not None:
-                return cached
-            found = await self._ask(channel)
-            if found is not None:
-                self._cache[channel] = (self._clock(), found)
-            return found or frozenset()
+
+        def page(cursor: str | None) -> Awaitable[Any]:
+            return self._client.conversations_members(channel=channel, limit=PAGE_SIZE, cursor=cursor)
+
+        return await self._remembered(f"members:{channel}", page, "members")
+
+    async def conversations(self, user: str) -> frozenset[str]:
+        """The ids of the conversations `user` is in that the bot can see; empty when Slack will not say."""
+
+        def page(cursor: str | None) -> Awaitable[Any]:
+            return self._client.users_conversations(user=user, types=CONVERSATION_TYPES, limit=PAGE_SIZE, cursor=cursor)
+
+        return await self._remembered(f"conversations:{user}", page, "channels")
 
     async def is_member(self, user: str, channel: str) -> bool:
         """Whether `user` is in `channel`."""
@@ -71,15 +85,8 @@ class Access:
 
     async def visible_channels(self, user: str, channels: Iterable[str]) -> set[str]:
         """The conversations among `channels` that `user` is a member of."""
-        wanted = list(dict.fromkeys(channels))
-        gate = asyncio.Semaphore(MEMBERSHIP_CONCURRENCY)
-
-        async def check(channel: str) -> bool:
-            async with gate:
-                return await self.is_member(user, channel)
-
-        seen = await asyncio.gather(*(check(channel) for channel in wanted))
-        return {channel for channel, visible in zip(wanted, seen, strict=True) if visible}
+        mine = await self.conversations(user)
+        return {channel for channel in channels if channel in mine}
 
     async def can_see_all(self, viewers: Collection[str], channel: str) -> bool:
         """Whether every one of `viewers` is a member of `channel` (no viewers: False, show nothing)."""
@@ -87,41 +94,52 @@ class Access:
             return False
         return set(viewers) <= await self.members(channel)
 
-    def forget(self, channel: str | None = None) -> None:
-        """Drop what is remembered about `channel` (or every channel), e.g. after a member_left event."""
-        if channel is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(channel, None)
+    def forget(self) -> None:
+        """Drop everything remembered (membership changes show within the TTL anyway)."""
+        self._cache.clear()
 
-    def _fresh(self, channel: str) -> frozenset[str] | None:
-        entry = self._cache.get(channel)
+    async def _remembered(self, key: str, page: Callable[[str | None], Awaitable[Any]], field: str) -> frozenset[str]:
+        cached = self._fresh(key)
+        if cached is not None:
+            return cached
+        async with self._locks.setdefault(key, asyncio.Lock()):  # one walk per key; waiters reuse it
+            cached = self._fresh(key)
+            if cached is not None:
+                return cached
+            async with self._gate:
+                found = await self._walk(key, page, field)
+            if found is not None:
+                self._cache[key] = (self._clock(), found)
+            self._locks.pop(key, None)
+            return found or frozenset()
+
+    def _fresh(self, key: str) -> frozenset[str] | None:
+        entry = self._cache.get(key)
         if entry is None or self._clock() - entry[0] > self._ttl_s:
             return None
         return entry[1]
 
-    async def _ask(self, channel: str) -> frozenset[str] | None:
-        """Every page of conversations.members; an empty set for a conversation Slack refuses to
-        describe (remembered like any answer), None when Slack could not be asked (not remembered)."""
-        members: set[str] = set()
+    async def _walk(self, key: str, page: Callable[[str | None], Awaitable[Any]], field: str) -> frozenset[str] | None:
+        """Every page; an empty set when Slack refuses (remembered like any answer), None when it could
+        not be asked (not remembered, so the next question asks again)."""
+        found: set[str] = set()
         cursor: str | None = None
         try:
-            for _ in range(MAX_MEMBER_PAGES):
-                response = await self._client.conversations_members(
-                    channel=channel, limit=MEMBERS_PAGE_SIZE, cursor=cursor
-                )
-                members.update(str(member) for member in response.get("members") or [])
+            for _ in range(MAX_PAGES):
+                response = await page(cursor)
+                for item in response.get(field) or []:
+                    found.add(str(item["id"] if isinstance(item, dict) else item))
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:
                     break
             else:
-                log.warning("conversation %s has more members than matrec reads; the rest count as absent", channel)
+                log.warning("%s has more entries than matrec reads; the rest count as absent", key)
         except SlackApiError as error:
             reason = error.response.get("error", "")
             level = logging.WARNING if reason == "missing_scope" else logging.INFO
-            log.log(level, "membership of %s unknown (%s): nothing from there is shown", channel, reason)
+            log.log(level, "%s unknown (%s): nothing that depends on it is shown", key, reason)
             return frozenset()
         except (aiohttp.ClientError, TimeoutError) as error:
-            log.warning("membership of %s unknown (%s): nothing from there is shown", channel, type(error).__name__)
+            log.warning("%s unknown (%s): nothing that depends on it is shown", key, type(error).__name__)
             return None
-        return frozenset(members)
+        return frozenset(found)

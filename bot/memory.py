@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -91,22 +91,27 @@ class Memory:
     async def similar_for(self, consultation: Consultation) -> tuple[list[SimilarLink], list[SimilarLink]]:
         """Up to three similar earlier consultations: (for the board, for the uploader alone).
 
-        For the board: every member of this conversation is in the linked one's conversation. For
-        the uploader: the uploader is, but someone here is not. Its own thread's are left out.
+        The three most similar ones among the conversations the uploader is in (its own thread's left
+        out); one goes on the board when every member of this conversation is in its conversation,
+        else to the uploader alone. Without an uploader, only this conversation's own are candidates.
         """
         text = search_text(consultation)
         if not text:
             return [], []
-        channels = await self._store.channels()
-        viewers = await self.viewers(consultation.channel)
-        shared = await self._everyone_sees(viewers, channels)
-        mine = await self._access.visible_channels(consultation.user_id, channels) if consultation.user_id else set()
+        if consultation.user_id:
+            candidates = await self._access.visible_channels(consultation.user_id, await self._store.channels())
+        else:
+            candidates = {consultation.channel}
         thread = await self._store.for_thread(consultation.channel, consultation.thread_ts)
         exclude = {consultation.id, *(other.id for other in thread)}
-        found = await self._store.similar(text, channels=shared | mine, exclude_ids=exclude, limit=SIMILAR_LIMIT)
+        found = await self._store.similar(text, channels=candidates, exclude_ids=exclude, limit=SIMILAR_LIMIT)
+        if not found:
+            return [], []
+        viewers = await self.viewers(consultation.channel)
+        everyone = await asyncio.gather(*(self._access.can_see_all(viewers, c.channel) for c in found))
         links = await self.links(found)
-        on_board = [link for link, c in zip(links, found, strict=True) if c.channel in shared]
-        private = [link for link, c in zip(links, found, strict=True) if c.channel not in shared]
+        on_board = [link for link, ok in zip(links, everyone, strict=True) if ok]
+        private = [link for link, ok in zip(links, everyone, strict=True) if not ok]
         return on_board, private
 
     async def viewers(self, channel: str) -> frozenset[str]:
@@ -150,12 +155,6 @@ class Memory:
         response = await best_effort(call, f"permalink of {channel}/{ts}", level=logging.INFO)
         permalink = response.get("permalink") if response is not None else None
         return str(permalink) if permalink else None
-
-    async def _everyone_sees(self, viewers: Iterable[str], channels: Iterable[str]) -> set[str]:
-        wanted = list(channels)
-        people = frozenset(viewers)
-        seen = await asyncio.gather(*(self._access.can_see_all(people, channel) for channel in wanted))
-        return {channel for channel, ok in zip(wanted, seen, strict=True) if ok}
 
     async def _share_privately(self, consultation: Consultation, private: Sequence[SimilarLink]) -> None:
         """Post the links only the uploader may open, to the uploader, once per consultation."""

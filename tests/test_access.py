@@ -27,7 +27,8 @@ def _response(data: dict[str, Any]) -> AsyncSlackResponse:
 
 @dataclass
 class FakeMembers:
-    """Answers conversations.members from a table, `page` members at a time, and keeps every call."""
+    """Answers conversations.members and users.conversations from a table, `page` items at a time,
+    and keeps every call."""
 
     channels: dict[str, list[str]]
     page: int = 2
@@ -38,14 +39,28 @@ class FakeMembers:
         self, *, channel: str, cursor: str | None = None, limit: int | None = None
     ) -> AsyncSlackResponse:
         self.history.append((channel, cursor))
-        if channel in self.errors:
-            refused = _response({"ok": False, "error": self.errors[channel]})
+        self._refuse(channel)
+        return self._page("members", self.channels[channel], cursor)
+
+    async def users_conversations(
+        self, *, cursor: str | None = None, limit: int | None = None, types: str | None = None, user: str | None = None
+    ) -> AsyncSlackResponse:
+        assert user is not None and types == "public_channel,private_channel,mpim,im"
+        self.history.append((user, cursor))
+        self._refuse(user)
+        mine = [{"id": channel} for channel, members in self.channels.items() if user in members]
+        return self._page("channels", mine, cursor)
+
+    def _refuse(self, key: str) -> None:
+        if key in self.errors:
+            refused = _response({"ok": False, "error": self.errors[key]})
             raise SlackApiError("refused", refused)  # type: ignore[no-untyped-call]  # unannotated in slack_sdk
+
+    def _page(self, name: str, items: list[Any], cursor: str | None) -> AsyncSlackResponse:
         start = int(cursor or 0)
-        members = self.channels[channel]
         end = start + self.page
-        next_cursor = str(end) if end < len(members) else ""
-        return _response({"ok": True, "members": members[start:end], "response_metadata": {"next_cursor": next_cursor}})
+        next_cursor = str(end) if end < len(items) else ""
+        return _response({"ok": True, name: items[start:end], "response_metadata": {"next_cursor": next_cursor}})
 
 
 class Clock:
@@ -91,14 +106,22 @@ async def test_a_conversation_slack_will_not_describe_has_no_members() -> None:
     fake = FakeMembers(_channels(), errors={"G9": "channel_not_found"})
     access = Access(fake)
     assert await access.members("G9") == frozenset()
-    assert await access.visible_channels("U1", ["G9", "G1"]) == {"G1"}
+    assert not await access.can_see_all({"U1"}, "G9")
 
 
-async def test_visible_channels_are_those_the_user_is_in() -> None:
-    access = Access(FakeMembers(_channels()))
-    assert await access.visible_channels("U1", ["C1", "G1", "D1"]) == {"C1", "G1"}
+async def test_visible_channels_are_those_the_user_is_in_asked_once_per_person() -> None:
+    fake = FakeMembers(_channels(), page=1)
+    access = Access(fake)
+    assert await access.visible_channels("U1", ["C1", "G1", "D1", "C9"]) == {"C1", "G1"}
+    assert await access.visible_channels("U1", ["G1"]) == {"G1"}
+    assert fake.history == [("U1", None), ("U1", "1")]  # both pages, then remembered
     assert await access.visible_channels("U2", ["C1", "G1", "D1"]) == {"C1", "D1"}
     assert await access.visible_channels("U9", ["C1", "G1", "D1"]) == set()
+
+
+async def test_a_person_slack_will_not_describe_sees_nothing() -> None:
+    access = Access(FakeMembers(_channels(), errors={"U1": "user_not_found"}))
+    assert await access.visible_channels("U1", ["C1", "G1"]) == set()
 
 
 async def test_can_see_all_needs_every_viewer_in_the_linked_conversation() -> None:
