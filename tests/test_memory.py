@@ -98,3 +98,18 @@ async def test_in_a_private_channel_a_public_earlier_consultation_is_linked_on_t
     assert private.board_ts is not None
     assert archive(GENERAL) in rendered(slack.message(SECRET, private.board_ts))
     assert public.id != private.id and slack.ephemerals == []
+
+
+async def test_in_a_group_dm_links_follow_what_every_member_of_it_may_open(
+    slack: SlackEmulator, bot: None, tmp_path: Path
+) -> None:
+    group = slack.add_mpim([ALICE, BOB])
+    shared = await finished_record(slack, tmp_path, await upload(slack, PHOTO, text=BRACKET, user=BOB))
+    private = await finished_record(slack, tmp_path, await upload(slack, PHOTO, text=BRACKET, channel=SECRET))
+    here = await finished_record(slack, tmp_path, await upload(slack, PHOTO, text=BRACKET, channel=group.id))
+    assert here.board_ts is not None and shared.board_ts is not None and private.board_ts is not None
+    board = rendered(slack.message(group.id, here.board_ts))
+    assert archive(GENERAL) in board and archive(SECRET) not in board
+    await slack.wait_until(lambda: len(slack.ephemerals) == 1, WAIT_S, what="the private link")
+    (note,) = slack.ephemerals
+    assert note["user"] == ALICE and note["channel"] == group.id and archive(SECRET) in str(note["blocks"])
