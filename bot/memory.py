@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _SAFE_LINK = re.compile(r"https://[^\s<>|&]+")
 
 SIMILAR_LIMIT = 3  # similar earlier consultations linked from one new one
+SIMILAR_TIMEOUT_S = 5.0  # how long a board waits for its similar links before going without
 NAME_TTL_S = 3600.0  # how long a display name is reused before users.info is asked again
 PART_CHARS = 80  # a linked consultation's part description, at most
 SEARCH_TEXT_CHARS = 2_000  # of a consultation's own text, used to find similar ones
@@ -70,7 +71,12 @@ class Memory:
         )
         on_board: list[SimilarLink] = []
         if consultation.kind is ConsultationKind.UPLOAD:
-            on_board, private = await self.similar_for(consultation)
+            try:
+                async with asyncio.timeout(SIMILAR_TIMEOUT_S):  # the board must not wait on a slow Slack
+                    on_board, private = await self.similar_for(consultation)
+            except TimeoutError:
+                log.warning("similar consultations of %s took too long; the board goes without", consultation.id)
+                private = []
             if private and share_private and consultation.parent_id is None:  # not again for each split
                 await self._share_privately(consultation, private)
         previous = None
