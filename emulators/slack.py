@@ -239,24 +239,11 @@ class SlackEmulator:
 
     def add_im(self, user: str, *, channel_id: str | None = None) -> Channel:
         """Add the DM between `user` and the bot."""
-        channel_id = channel_id or "D" + secrets.token_hex(5).upper()
-        return self.workspace.add_channel(
-            Channel(id=channel_id, name=channel_id, is_im=True, members=[user, self.bot_user_id])
-        )
+        return self.directory.new_im(user, channel_id=channel_id)
 
     def add_mpim(self, users: Sequence[str], *, channel_id: str | None = None) -> Channel:
         """Add a group DM (mpim) between `users` and the bot; events there carry channel_type "mpim"."""
-        members = list(dict.fromkeys([*users, self.bot_user_id]))
-        names = [self.workspace.users[m].name for m in members]
-        return self.workspace.add_channel(
-            Channel(
-                id=channel_id or "C" + secrets.token_hex(5).upper(),
-                name="mpdm-" + "--".join(names) + "-1",
-                is_private=True,
-                is_mpim=True,
-                members=members,
-            )
-        )
+        return self.directory.new_mpim(users, channel_id=channel_id)
 
     def message(self, channel: str, ts: str) -> Message:
         """The stored message at `ts` (deleted ones too: see `.deleted`); KeyError if none."""

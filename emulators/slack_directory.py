@@ -1,14 +1,18 @@
-"""Membership look-ups: conversations.members and users.conversations, paged with cursors like Slack's.
+"""Conversations as the bot sees them: conversations.members and users.conversations (paged with
+cursors like Slack's), and conversations.open, which finds or creates the bot's DM with a person.
 
 Each conversation type has its own read scope (channels:read, groups:read, im:read, mpim:read); a
 bot token sees a public channel's members from outside it, but a private channel, DM or group DM
-only from inside (else `channel_not_found`, as if it did not exist).
+only from inside (else `channel_not_found`, as if it did not exist). Opening a DM needs im:write,
+a group DM mpim:write.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import secrets
+from collections.abc import Sequence
 from typing import TypeVar
 
 from emulators.slack_errors import ApiError
@@ -18,6 +22,8 @@ from emulators.slack_workspace import Channel, ChannelType, Workspace
 
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 1000
+MAX_OPEN_USERS = 8  # conversations.open: "Needs at most 8 users to open"
+WRITE_SCOPES: dict[ChannelType, str] = {"im": "im:write", "mpim": "mpim:write"}
 READ_SCOPES: dict[ChannelType, str] = {
     "channel": "channels:read",
     "group": "groups:read",
@@ -52,6 +58,7 @@ class Directory:
         return {
             "conversations.members": MethodSpec(self.conversations_members, scopes=read),
             "users.conversations": MethodSpec(self.users_conversations, scopes=read),
+            "conversations.open": MethodSpec(self.conversations_open, scopes=frozenset(WRITE_SCOPES.values())),
         }
 
     async def conversations_members(self, req: ApiRequest) -> JsonDict:
@@ -78,6 +85,64 @@ class Directory:
         ]
         page, cursor = _page(found, req)
         return {"channels": page, "response_metadata": {"next_cursor": cursor}}
+
+    async def conversations_open(self, req: ApiRequest) -> JsonDict:
+        """conversations.open: the bot's DM with one user (group DM with several), created if missing.
+
+        `channel` resumes an existing DM or group DM instead; `return_im` asks for the whole object.
+        An existing conversation comes back with `no_op` and `already_open`, as Slack answers.
+        """
+        channel_ref, users = req.optional("channel"), req.optional("users")
+        if channel_ref:
+            found = self.workspace.channel(channel_ref)
+            if not (found.is_im or found.is_mpim):
+                raise ApiError("method_not_supported_for_channel_type")
+            if self.identity.bot_user_id not in found.members:
+                raise ApiError("channel_not_found")
+            return self._opened(found, req, created=False)
+        if not users:
+            raise ApiError("users_list_not_supplied")
+        named = list(dict.fromkeys(u.strip() for u in users.split(",") if u.strip()))
+        if any(user not in self.workspace.users for user in named):
+            raise ApiError("user_not_found")
+        others = [user for user in named if user != self.identity.bot_user_id]
+        if not others:
+            raise ApiError("not_enough_users")
+        if len(others) > MAX_OPEN_USERS:
+            raise ApiError("too_many_users")
+        kind: ChannelType = "im" if len(others) == 1 else "mpim"
+        require_scope(self.identity, WRITE_SCOPES[kind])
+        members = {*others, self.identity.bot_user_id}
+        for existing in self.workspace.channels.values():
+            if existing.channel_type == kind and set(existing.members) == members:
+                return self._opened(existing, req, created=False)
+        made = self.new_im(others[0]) if kind == "im" else self.new_mpim(others)
+        return self._opened(made, req, created=True)
+
+    def new_im(self, user: str, *, channel_id: str | None = None) -> Channel:
+        """Add a DM between `user` and the bot."""
+        channel_id = channel_id or "D" + secrets.token_hex(5).upper()
+        return self.workspace.add_channel(
+            Channel(id=channel_id, name=channel_id, is_im=True, members=[user, self.identity.bot_user_id])
+        )
+
+    def new_mpim(self, users: Sequence[str], *, channel_id: str | None = None) -> Channel:
+        """Add a group DM between `users` and the bot, named as Slack names them (mpdm-alice--bob--matrec-1)."""
+        members = list(dict.fromkeys([*users, self.identity.bot_user_id]))
+        names = [self.workspace.users[m].name for m in members]
+        return self.workspace.add_channel(
+            Channel(
+                id=channel_id or "C" + secrets.token_hex(5).upper(),
+                name="mpdm-" + "--".join(names) + "-1",
+                is_private=True,
+                is_mpim=True,
+                members=members,
+            )
+        )
+
+    def _opened(self, channel: Channel, req: ApiRequest, *, created: bool) -> JsonDict:
+        shown = channel.to_dict(self.identity.bot_user_id) if req.flag("return_im") else {"id": channel.id}
+        return {"channel": shown} if created else {"no_op": True, "already_open": True, "channel": shown}
 
     def bot_can_see(self, channel: Channel) -> bool:
         """A public channel is visible to the bot; anything else only if it is a member."""

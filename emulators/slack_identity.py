@@ -11,7 +11,8 @@ TEST_BOT_TOKEN = "xoxb-test"
 TEST_APP_TOKEN = "xapp-test"
 
 # The bot scopes of this project's manifest: the conversations' read scopes serve membership checks
-# (conversations.members, users.conversations), mpim:* the group DMs, commands the slash command.
+# (conversations.members, users.conversations), mpim:* the group DMs, commands the slash command,
+# im:write conversations.open (`/matrec ask` answers in a DM where the bot is not a member).
 DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
     {
         "app_mentions:read",
@@ -22,6 +23,7 @@ DEFAULT_BOT_SCOPES: frozenset[str] = frozenset(
         "channels:read",
         "groups:read",
         "im:read",
+        "im:write",
         "mpim:read",
         "chat:write",
         "files:read",

@@ -29,6 +29,7 @@ METHOD_TIERS: dict[str, int] = {
     "conversations.history": 3,
     "conversations.replies": 3,
     "conversations.members": 4,
+    "conversations.open": 3,
     "users.conversations": 3,
     "users.info": 4,
     "views.open": 4,

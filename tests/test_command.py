@@ -116,7 +116,6 @@ async def test_ask_posts_its_consultation_where_it_was_run_when_the_bot_is_there
     await wait_finished(slack, sent)
 
 
-@pytest.mark.xfail(reason="the Slack emulator has no conversations.open (im:write) yet", strict=True)
 async def test_ask_goes_to_a_dm_where_the_bot_is_not_a_member(slack: SlackEmulator, bot: None) -> None:
     answer = await run(slack, BOB, NO_BOT, "ask hinge for an outdoor gate, 2 kg, 200 a year")
     assert "direct messages" in shown(answer) and answer["response_type"] == "ephemeral"

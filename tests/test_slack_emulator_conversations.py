@@ -142,3 +142,74 @@ async def test_reading_a_group_dms_history_needs_mpim_history() -> None:
         general = await client.conversations_history(channel=GENERAL)
     assert (refused.response["error"], refused.response["needed"]) == ("missing_scope", "mpim:history")
     assert general["ok"]
+
+
+async def test_conversations_open_finds_or_creates_the_bots_dm_with_one_user(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    slack.add_user(CAROL, "carol")
+    existing = slack.add_im(ALICE)
+    resumed = await client.conversations_open(users=ALICE)
+    created = await client.conversations_open(users=CAROL)
+    again = await client.conversations_open(users=CAROL, return_im=True)
+    by_id = await client.conversations_open(channel=existing.id)
+    assert (resumed["channel"]["id"], resumed["already_open"]) == (existing.id, True)
+    assert "already_open" not in created.data
+    dm = slack.workspace.channel(created["channel"]["id"])
+    assert dm.is_im and set(dm.members) == {CAROL, slack.bot_user_id}
+    assert (again["channel"]["id"], again["channel"]["is_im"], again["channel"]["user"]) == (dm.id, True, CAROL)
+    assert by_id["channel"]["id"] == existing.id
+    posted = await client.chat_postMessage(channel=dm.id, text="hello carol")
+    assert [m.text for m in slack.history(dm.id)] == ["hello carol"] and posted["ok"]
+
+
+async def test_conversations_open_answers_bad_input_with_slacks_errors(
+    slack: SlackEmulator, client: AsyncWebClient
+) -> None:
+    crowd = [slack.add_user(f"U1{n:02d}", f"user{n}").id for n in range(9)]
+    arguments: list[dict[str, str]] = [
+        {"users": ""},  # the SDK refuses to send neither, so send an empty list
+        {"users": "U404"},
+        {"users": slack.bot_user_id},
+        {"users": ",".join(crowd)},
+        {"channel": GENERAL},
+        {"channel": "D404"},
+        {"users": f"{ALICE},{BOB}"},  # a group DM needs mpim:write
+    ]
+    errors = [
+        (await error_of(client.api_call("conversations.open", params=kwargs))).response["error"] for kwargs in arguments
+    ]
+    assert errors == [
+        "users_list_not_supplied",
+        "user_not_found",
+        "not_enough_users",
+        "too_many_users",
+        "method_not_supported_for_channel_type",
+        "channel_not_found",
+        "missing_scope",
+    ]
+
+
+async def test_conversations_open_needs_im_write() -> None:
+    async with SlackEmulator(scopes=DEFAULT_BOT_SCOPES - {"im:write"}) as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        refused = await error_of(client.conversations_open(users=ALICE))
+    assert (refused.response["error"], refused.response["needed"]) == ("missing_scope", "im:write,mpim:write")
+    assert "im:write" in DEFAULT_BOT_SCOPES
+
+
+async def test_conversations_open_with_several_users_opens_one_group_dm() -> None:
+    async with SlackEmulator(scopes=DEFAULT_BOT_SCOPES | {"mpim:write"}) as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        first = await client.conversations_open(users=f"{ALICE},{BOB}")
+        second = await client.conversations_open(users=f"{BOB},{ALICE}")
+        mpim = slack.workspace.channel(first["channel"]["id"])
+    assert mpim.is_mpim and set(mpim.members) == {ALICE, BOB, slack.bot_user_id}
+    assert (second["channel"]["id"], second["already_open"]) == (mpim.id, True)
+
+
+async def test_conversations_open_is_rate_limited_as_tier_3(slack: SlackEmulator, client: AsyncWebClient) -> None:
+    slack.use_slack_rate_limits(burst=1)
+    await client.conversations_open(users=ALICE)
+    limited = await error_of(client.conversations_open(users=ALICE))
+    assert limited.response.status_code == 429
