@@ -12,6 +12,7 @@ from bot.blocks import (
     Rendered,
     block_text_lines,
     board,
+    board_cancelled,
     details,
     final_board,
     text_lines,
@@ -368,3 +369,12 @@ def test_details_of_a_run_without_a_recommendation_still_show_each_analysis() ->
     assert "(no recommendation was made)" in text
     assert "not design allowables" in text
     assert "*Metal*" in text and DEFAULT_CONDITIONS[2] in text
+
+
+def test_a_cancelled_board_says_why_and_how_to_start_over_without_a_photo_format_tip() -> None:
+    rendered = board_cancelled(part=PART, context=CONTEXT, reason="Cancelled: the upload was deleted.")
+    shown = "\n".join(text_lines(rendered.blocks))
+    assert [b["type"] for b in rendered.blocks] == ["header", "section", "section", "context"]
+    assert ":no_entry_sign: *No recommendation.* Cancelled: the upload was deleted." in shown
+    assert "post it again" in shown and "JPEG" not in shown and "could not analyse" not in shown
+    assert rendered.text == f"Material consultation for {PART} stopped: Cancelled: the upload was deleted."

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot import actions
+from bot.blocks.board import RESTART_TIP
 from bot.consultation.rerun import CANCELLED, EDIT_PREFIX, STILL_RUNNING
 from bot.store import ConsultationKind, ConsultationStatus
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
+from matrec.images import ACCEPTED_FORMATS_TEXT
 from tests.bot_support import ALICE, GENERAL, WAIT_S, bot_replies, bot_settings, running_bot, upload, wait_finished
 from tests.engine_support import jpeg_bytes
 from tests.rerun_support import (
@@ -100,6 +102,9 @@ async def test_deleting_the_upload_cancels_its_running_consultation(
     await slack.deliver_event(slack.message_deleted(GENERAL, sent.ts))
     await slack.wait_until(lambda: CANCELLED in slack.message(GENERAL, board.ts).text, WAIT_S, what="cancelled")
 
+    shown = json.dumps(slack.message(GENERAL, board.ts).blocks)
+    assert CANCELLED in shown and RESTART_TIP in shown
+    assert ACCEPTED_FORMATS_TEXT not in shown  # a cancellation is not a photo problem: no format tip
     (record,) = await thread_records(tmp_path, sent)
     assert record.status is ConsultationStatus.FAILED and record.error == CANCELLED
     assert not [r for r in claude.requests if r.kind.kind == "aggregate"]

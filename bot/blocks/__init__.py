@@ -5,7 +5,15 @@ Pure functions: the same input always renders the same message. Model and user t
 (`bot.blocks.kit`). `block_text_lines` is the board-size measure the final board is held to.
 """
 
-from bot.blocks.board import MAX_BOARD_LINES, RATIONALE_WITHIN_LINES, board, board_error, final_board, queued_note
+from bot.blocks.board import (
+    MAX_BOARD_LINES,
+    RATIONALE_WITHIN_LINES,
+    board,
+    board_cancelled,
+    board_error,
+    final_board,
+    queued_note,
+)
 from bot.blocks.details import details
 from bot.blocks.kit import Rendered, block_text_lines, text_lines
 from bot.blocks.replies import (
@@ -25,6 +33,7 @@ __all__ = [
     "Rendered",
     "block_text_lines",
     "board",
+    "board_cancelled",
     "board_error",
     "details",
     "dm_help",

@@ -46,6 +46,7 @@ CONTEXT_LINES: Final = 3
 NOTE_CHARS: Final = 400
 ERROR_CHARS: Final = 1_500
 FALLBACK_RATIONALE_CHARS: Final = 1_200
+RESTART_TIP: Final = "Nothing more runs for this part; post it again to start a new consultation."
 
 _MODE_WORDS: Final = {
     Mode.PARALLEL: "six specialists in parallel",
@@ -134,6 +135,20 @@ def board_error(*, part: str, context: str, message: str) -> Rendered:
         context_block(f":information_source: {tip}"),
     ]
     text = fit(f"{TITLE} for {name} could not run: {problem}", MAX_FALLBACK_CHARS)
+    return Rendered(text=text, blocks=capped(blocks))
+
+
+def board_cancelled(*, part: str, context: str, reason: str) -> Rendered:
+    """A consultation stopped before its answer (its upload was deleted): why, and how to start over."""
+    name = part_name(part)
+    why = clip(reason, ERROR_CHARS) or "The consultation was cancelled."
+    blocks = [
+        header(TITLE),
+        section(_intro(part, context, None, Mode.PARALLEL, None, judged=False)),
+        section(f":no_entry_sign: *No recommendation.* {why}"),
+        context_block(f":information_source: {RESTART_TIP}"),
+    ]
+    text = fit(f"{TITLE} for {name} stopped: {why}", MAX_FALLBACK_CHARS)
     return Rendered(text=text, blocks=capped(blocks))
 
 

@@ -400,7 +400,7 @@ class Reruns:
         current = await self.store.update(current.id, status=ConsultationStatus.FAILED, error=CANCELLED)
         if current.board_ts is not None:
             part = current.file_name or TEXT_ONLY_LABEL
-            shown = blocks.board_error(part=part, context=current.context, message=CANCELLED)
+            shown = blocks.board_cancelled(part=part, context=current.context, reason=CANCELLED)
             update = self.runner.client.chat_update(
                 channel=current.channel, ts=current.board_ts, text=shown.text, blocks=shown.blocks
             )
