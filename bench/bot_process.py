@@ -140,8 +140,8 @@ async def upload(slack: SlackEmulator, channel: str, image: bytes, tag: str) -> 
 
 
 def boards(slack: SlackEmulator, u: Upload) -> list[Message]:
-    """The bot's messages in the upload's thread."""
-    return [m for m in slack.thread(u.channel, u.ts) if m.bot_id and m.ts != u.ts]
+    """The bot's boards in the upload's thread (its other messages, like the score chart it uploads, carry files)."""
+    return [m for m in slack.thread(u.channel, u.ts) if m.bot_id and m.ts != u.ts and not m.files]
 
 
 def shown(message_blocks: list[dict[str, Any]] | None, text: str = "") -> str:
@@ -173,11 +173,11 @@ def reacted(slack: SlackEmulator, u: Upload) -> bool:
 
 
 def entry_done(version_blocks: list[dict[str, Any]] | None, material: MaterialClass) -> bool:
-    """Whether this board version shows the class's finished analysis."""
-    marker = f"*{PROFILES[material].label}* · *"
+    """Whether this board version shows the class's finished analysis: its line carries a score bar."""
+    marker = f"*{PROFILES[material].label}* `"
     for block in version_blocks or []:
         text = block.get("text")
-        if isinstance(text, dict) and marker in str(text.get("text", "")) and "/10*" in str(text.get("text", "")):
+        if isinstance(text, dict) and any(marker in line for line in str(text.get("text", "")).split("\n")):
             return True
     return False
 

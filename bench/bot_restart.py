@@ -69,11 +69,13 @@ async def branches_in_flight(claude: ClaudeService) -> None:
 
 
 def resumed_final_at(slack: SlackEmulator, u: Upload, board_ts: str) -> float | None:
-    """When the board first showed a recommendation and said it resumed, if it has."""
+    """When the board first showed a recommendation after saying it resumed (the note goes once final), if it has."""
     board = slack.message(u.channel, board_ts)
+    resumed = False
     for version in board.versions:
         text = shown(version.blocks, version.text)
-        if "Best:" in text and RESUMED_MARK in text:
+        resumed = resumed or RESUMED_MARK in text
+        if resumed and "Best:" in text:
             return version.at
     return None
 
