@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.actions import ANALYSE_TEXT
+from bot.interactive import ANALYSING
 from bot.store import Store
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
@@ -112,6 +113,8 @@ async def test_the_analyse_button_runs_the_dm_text_as_a_consultation_in_its_thre
     boards = await wait_boards(slack, Upload(dm.id, ts))
     (board,) = [b for b in boards if b.ts != help_reply.ts]
     assert "Best: Metal" in rendered(board)
+    await slack.wait_until(lambda: ANALYSING in rendered(slack.message(dm.id, help_reply.ts)), WAIT_S)
+    assert not _buttons(slack.message(dm.id, help_reply.ts).blocks)  # the button served its purpose
     branches = [r for r in claude.requests if r.kind.kind == "branch"]
     assert len(branches) == 6 and all(r.image_sizes == [] for r in branches)
     assert all("90 C hot-water flange" in str(r.body["messages"]) for r in branches)
