@@ -4,6 +4,7 @@ How callers use it:
 
     writer = AnswerWriter(client, channel=..., thread_ts=..., recipient_user_id=..., recipient_team_id=...,
                           limits=limits)   # one StreamLimits per app, shared by every answer
+    writer.begin()                 # Claude's response began: show "Thinking…" now; never blocks
     writer.write(delta)            # raw model text, as it arrives; never blocks, never raises
     ts = await writer.finish(blocks=...)   # everything lands, `blocks` under the last part
     await writer.cancel()          # safe in a `finally`: after finish() it does nothing
@@ -12,10 +13,18 @@ Native streaming first (`chat.startStream` / `appendStream` / `stopStream` throu
 `chat_stream`), because the person sees the answer being written at once with no "(edited)"
 churn. Decisions, with Slack's limits (per app and workspace, shared by every answer at once):
 
-- The stream starts when the first text arrives, with that text: starting earlier shows an empty
-  message and would need keep-alive appends (an idle stream expires after ~30 s) while the model
-  thinks, spending Tier 2 starts and Tier 4 appends on nothing. The first text goes out at once
-  (no pacing): Claude's first byte plus one Slack round trip.
+- The stream starts as soon as Claude's response begins (`begin()`), with one `task_update` chunk
+  ("Thinking about your question", in progress): Claude 5.x thinks before it writes, possibly
+  for long, and the person sees at once that an answer is coming. The first text marks the task
+  complete in the same append and goes out at once (no pacing): Claude's first words plus one
+  Slack round trip. Without `begin()` the first text starts the stream, as a plain message;
+  where `begin()` cannot stream (refused, or no Tier 2 room) nothing is shown until the first
+  text is posted. `finish(failed=True)` ends the task as an error, `empty_text` under it.
+- Keep-alive: a stream expires after ~30 s without a write, so while the thinking task's message
+  shows no new text for `keepalive_s` (20 s), a timer (not the model's deltas, which are what is
+  missing) appends the task again: "still thinking, 40 s" while there are no words, the
+  completed task unchanged in a gap mid-answer (an update by id, invisible). Continuation
+  messages carry no task: one that idles that long is taken over by chat.update (below).
 - Appends are batched: at most one per `flush_interval_s` (0.5 s) per answer, and all answers
   together stay within the Tier 4 budget (`StreamLimits.appends`): text keeps coalescing while
   an append waits, so a busy app sends fewer, larger appends instead of falling behind.
@@ -43,10 +52,11 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.messages.chunk import Chunk, MarkdownTextChunk, TaskUpdateChunk
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -65,7 +75,12 @@ STARTS_PER_MINUTE: Final = 20.0  # chat.startStream and chat.stopStream: Tier 2
 STARTS_BURST: Final = 10
 APPENDS_PER_MINUTE: Final = 100.0  # chat.appendStream: Tier 4
 APPENDS_BURST: Final = 20
+KEEPALIVE_S: Final = 20.0  # a live stream gets a write at least this often; Slack expires one idle ~30 s
 CONTINUED_TEXT: Final = "(continued)"
+THINKING_TASK_ID: Final = "thinking"
+THINKING_TITLE: Final = "Thinking about your question"
+STILL_THINKING: Final = "still thinking, {elapsed_s:.0f} s"
+THOUGHT_FOR: Final = "thought for {elapsed_s:.0f} s"
 # "@everyone" is the longest word escape() rewrites: a tail shorter than that may still become one.
 _MASS_MENTION_MAX_CHARS: Final = len("everyone")
 _WORD_BACKTRACK_CHARS: Final = 200  # how far back a split may move to end on a line or a word
@@ -105,6 +120,10 @@ class StreamLimits:
     flush_interval_s: float = FLUSH_INTERVAL_S
     fallback_interval_s: float = FALLBACK_INTERVAL_S
     message_max_chars: int = MESSAGE_MAX_CHARS
+    keepalive_s: float = KEEPALIVE_S
+
+
+TaskStatus = Literal["in_progress", "complete", "error"]
 
 
 def answer_message(text: str, blocks: Sequence[Block] = ()) -> Rendered:
@@ -150,6 +169,7 @@ class _Part:
     streamer: AsyncChatStream | None = None  # set while it is a live stream
     writer: MessageWriter | None = None  # set once it is written by chat.update
     full: bool = False  # the answer continues in the next message
+    task: bool = False  # it shows the thinking task (the first message of a begun answer)
 
 
 class AnswerWriter:
@@ -176,10 +196,17 @@ class AnswerWriter:
         self._sent = 0  # escaped chars already handed to Slack, over every part
         self._parts: list[_Part] = []
         self._closing = False
+        self._failed = False
         self._final_blocks: list[Block] = []
         self._empty_text = ""
+        self._begun_at: float | None = None  # when Claude's response began (begin())
+        self._task_wanted = False
+        self._task_status: TaskStatus | None = None  # of the thinking task, once shown
+        self._task_details: str | None = None
+        self._last_write = 0.0  # monotonic time of the last write to the live stream
         self.streamed = False  # whether any part was streamed natively
         self.appends = 0
+        self.keepalives = 0
         self._wake = asyncio.Event()
         self._finish_now = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"answer {channel}/{thread_ts}")
@@ -189,6 +216,14 @@ class AnswerWriter:
         """The answer's messages, in order."""
         return [p.ts for p in self._parts if p.ts is not None]
 
+    def begin(self) -> None:
+        """Claude's response began: stream the thinking task now, kept alive until words come; never blocks."""
+        if self._closing or self._begun_at is not None:
+            return
+        self._begun_at = time.monotonic()
+        self._task_wanted = True
+        self._wake.set()
+
     def write(self, delta: str) -> None:
         """Add model text (raw; escaped here); never blocks."""
         if self._closing or not delta:
@@ -196,10 +231,12 @@ class AnswerWriter:
         self._raw += delta
         self._wake.set()
 
-    async def finish(self, *, blocks: Sequence[Block] = (), empty_text: str = "") -> list[str]:
-        """Land the whole text, `blocks` under it (`empty_text` if there was none); the messages' ts."""
+    async def finish(self, *, blocks: Sequence[Block] = (), empty_text: str = "", failed: bool = False) -> list[str]:
+        """Land the whole text, `blocks` under it (`empty_text` if there were no words; `failed`: the
+        thinking task ends as an error); the messages' ts."""
         if not self._closing:
             self._closing = True
+            self._failed = failed
             self._final_blocks = list(blocks)
             self._empty_text = empty_text
             self._wake.set()
@@ -225,8 +262,11 @@ class AnswerWriter:
     async def _run(self) -> None:
         last_flush = float("-inf")
         while True:
-            await self._wake.wait()
+            await self._idle()
             self._wake.clear()
+            if self._task_wanted and not self._closing:
+                self._task_wanted = False
+                await self._open_task()
             wait_s = last_flush + self._limits.flush_interval_s - time.monotonic()
             if wait_s > 0 and not self._closing:
                 with contextlib.suppress(TimeoutError):  # batching: deltas coalesce meanwhile
@@ -237,6 +277,57 @@ class AnswerWriter:
                 return
             if await self._flush(escape(sendable(self._raw))):
                 last_flush = time.monotonic()
+
+    async def _idle(self) -> None:
+        """Wait for new work; meanwhile keep a live stream from expiring, on a timer."""
+        while True:
+            due = self._keepalive_due()
+            if due is None:
+                await self._wake.wait()
+                return
+            try:
+                async with asyncio.timeout(max(due - time.monotonic(), 0.0)):
+                    await self._wake.wait()
+                return
+            except TimeoutError:
+                await self._keep_alive(self._parts[-1])
+
+    def _keepalive_due(self) -> float | None:
+        """When the live stream needs its next write; None when there is none to keep alive."""
+        part = self._parts[-1] if self._parts else None
+        if self._closing or part is None or part.streamer is None or not part.task:
+            return None
+        return self._last_write + self._limits.keepalive_s
+
+    async def _keep_alive(self, part: _Part) -> None:
+        """Write the thinking task again: with how long it has been while there are no words."""
+        assert part.streamer is not None
+        assert self._begun_at is not None
+        if self._task_status == "in_progress":
+            self._task_details = STILL_THINKING.format(elapsed_s=time.monotonic() - self._begun_at)
+        await self._limits.appends.take(final=False)
+        try:
+            await part.streamer.append(chunks=[self._task_chunk()])
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
+            log.info("keeping the answer stream in %s alive failed (%s): updating", self.channel, _describe(error))
+            self._take_over(part)
+            return
+        self._last_write = time.monotonic()
+        self.keepalives += 1
+
+    def _task_chunk(self) -> TaskUpdateChunk:
+        assert self._task_status is not None
+        return TaskUpdateChunk(
+            id=THINKING_TASK_ID, title=THINKING_TITLE, status=self._task_status, details=self._task_details
+        )
+
+    def _settle_task(self) -> TaskUpdateChunk:
+        """The thinking task, over: complete (or error), saying how long it took if it said so before."""
+        assert self._begun_at is not None
+        self._task_status = "error" if self._failed else "complete"
+        if self._task_details is not None:
+            self._task_details = THOUGHT_FOR.format(elapsed_s=time.monotonic() - self._begun_at)
+        return self._task_chunk()
 
     async def _flush(self, escaped: str) -> bool:
         """Hand Slack what is new in `escaped`; whether anything was sent."""
@@ -266,9 +357,16 @@ class AnswerWriter:
 
     async def _land(self) -> None:
         await self._flush(escape(self._raw))
+        if not self._raw.strip() and self._empty_text:  # no words: `empty_text` is the answer
+            if self._parts:
+                await self._append(self._parts[-1], escape(self._empty_text))
+            else:
+                self._parts.append(_Part(text=escape(self._empty_text)))
+                await self._post(self._parts[-1], self._final_blocks)
+                return
         if not self._parts:
-            if self._final_blocks or self._empty_text:
-                part = _Part(text=escape(self._empty_text))
+            if self._final_blocks:
+                part = _Part(text="")
                 self._parts.append(part)
                 await self._post(part, self._final_blocks)
             return
@@ -280,33 +378,49 @@ class AnswerWriter:
     def _blocks_of(self, part: _Part) -> list[Block]:
         return self._final_blocks if part is self._parts[-1] else []
 
+    async def _open_task(self) -> None:
+        """The answer's first message as a stream showing only the thinking task (if Slack lets us)."""
+        part = _Part(text="", task=True)
+        self._task_status = "in_progress"
+        if await self._start_stream(part, [self._task_chunk()]):
+            self._parts.append(part)
+        else:
+            self._task_status = None  # the first words will be posted, as where streaming is refused
+
     async def _open(self, text: str) -> None:
         """A new message starting with `text`: a stream if Slack and the allowance let us."""
         part = _Part(text=text)
         self._parts.append(part)
-        if self._streaming and self._limits.starts.try_take(2):  # its start and its stop
-            streamer = await self._client.chat_stream(
-                channel=self.channel,
-                thread_ts=self.thread_ts,
-                recipient_team_id=self._recipient_team_id,
-                recipient_user_id=self._recipient_user_id,
-                buffer_size=1,  # our own loop batches: every append() is one call
-            )
-            try:
-                await streamer.append(markdown_text=text)
-            except SlackApiError as error:
-                self._streaming = False  # this workspace or this moment refuses: post instead
-                if _code(error) in _NEVER_STREAMS:
-                    self._limits.streaming = False  # the app cannot stream at all: stop asking
-                log.info("streaming refused in %s (%s): posting the answer", self.channel, _code(error))
-            except (aiohttp.ClientError, TimeoutError) as error:
-                self._streaming = False
-                log.warning("streaming failed in %s (%s): posting the answer", self.channel, type(error).__name__)
-            else:
-                part.streamer, part.ts = streamer, streamer.ts
-                self.streamed = True
-                return
-        await self._post(part)
+        if not await self._start_stream(part, [MarkdownTextChunk(text=text)]):
+            await self._post(part)
+
+    async def _start_stream(self, part: _Part, chunks: list[Chunk]) -> bool:
+        """Start `part` as a stream holding `chunks`; False when the allowance or Slack says no."""
+        if not self._streaming or not self._limits.starts.try_take(2):  # its start and its stop
+            return False
+        streamer = await self._client.chat_stream(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            recipient_team_id=self._recipient_team_id,
+            recipient_user_id=self._recipient_user_id,
+            buffer_size=1,  # our own loop batches: every append() is one call
+        )
+        try:
+            await streamer.append(chunks=chunks)
+        except SlackApiError as error:
+            self._streaming = False  # this workspace or this moment refuses: post instead
+            if _code(error) in _NEVER_STREAMS:
+                self._limits.streaming = False  # the app cannot stream at all: stop asking
+            log.info("streaming refused in %s (%s): posting the answer", self.channel, _code(error))
+            return False
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self._streaming = False
+            log.warning("streaming failed in %s (%s): posting the answer", self.channel, type(error).__name__)
+            return False
+        part.streamer, part.ts = streamer, streamer.ts
+        self.streamed = True
+        self._last_write = time.monotonic()
+        return True
 
     async def _post(self, part: _Part, blocks: Sequence[Block] = ()) -> None:
         shown = answer_message(part.text, blocks)
@@ -320,10 +434,14 @@ class AnswerWriter:
     async def _append(self, part: _Part, text: str) -> None:
         part.text += text
         if part.streamer is not None:
+            chunks: list[Chunk] = [MarkdownTextChunk(text=text)]
+            if part.task and self._task_status == "in_progress":  # the first words: thinking is over
+                chunks.insert(0, self._settle_task())
             await self._limits.appends.take(final=False)
             try:
-                await part.streamer.append(markdown_text=text)
+                await part.streamer.append(chunks=chunks)
                 self.appends += 1
+                self._last_write = time.monotonic()
                 return
             except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
                 log.info("the answer stream in %s stopped (%s): updating instead", self.channel, _describe(error))
@@ -337,17 +455,19 @@ class AnswerWriter:
         if part.streamer is None:
             return
         streamer, part.streamer = part.streamer, None
+        settled = [self._settle_task()] if part.task and self._task_status == "in_progress" else None
         try:
-            await streamer.stop(blocks=blocks or None)
+            await streamer.stop(blocks=blocks or None, chunks=settled)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
             log.info("stopping the answer stream in %s failed (%s): updating", self.channel, _describe(error))
             self._take_over(part, shown=Rendered(text="", blocks=[]))
 
     def _take_over(self, part: _Part, shown: Rendered | None = None) -> None:
-        """Write the part by chat.update from now on, starting with its whole text."""
+        """Write the part by chat.update from now on, starting with its whole text (once it has some)."""
         part.streamer = None
         part.writer = self._message_writer(part, shown=shown or Rendered(text="", blocks=[]))
-        part.writer.submit(answer_message(part.text, self._blocks_of(part) if self._closing else ()))
+        if part.text:
+            part.writer.submit(answer_message(part.text, self._blocks_of(part) if self._closing else ()))
 
     def _message_writer(self, part: _Part, *, shown: Rendered) -> MessageWriter:
         assert part.ts is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,19 @@ from emulators.claude import ClaudeEmulator, Fault
 from emulators.claude_records import RecordedRequest
 from emulators.claude_reply import chunks
 from emulators.slack import SlackEmulator
+from emulators.slack_identity import JsonDict
+from emulators.slack_web import ApiRequest
 from emulators.slack_workspace import Message
 from tests.bot_support import ALICE, GENERAL, WAIT_S, Upload, bot_replies, bot_settings, running_bot, upload
 from tests.bot_support import wait_finished as wait_final
 from tests.engine_support import jpeg_bytes
-from tests.rerun_support import wait_final_boards
+from tests.rerun_support import is_board, thread_records, wait_final_boards
 
 PHOTO = jpeg_bytes(800, 600)
 BOB = "U2"
 BRACKET = "Wall bracket for a 20 kg pump, indoors, 500 a year"
 FIRST_TEXT_VISIBLE_S = 1.5  # the target: Claude latency 1 s, first byte at 20 %
+IDLE_EXPIRY_S = 0.6  # the emulated stream's idle expiry in the keep-alive test (Slack: ~30 s)
 
 
 @pytest.fixture
@@ -42,6 +46,11 @@ def shown(message: Message) -> str:
     return "".join(markdown) if markdown else message.text
 
 
+def boards(slack: SlackEmulator, sent: Upload) -> list[Message]:
+    """The consultation boards in the upload's thread, in whatever state."""
+    return [m for m in bot_replies(slack, sent.channel, sent.ts) if is_board(m)]
+
+
 def answers(slack: SlackEmulator, sent: Upload, after_ts: str) -> list[Message]:
     """The bot's answer messages in the upload's thread after the message `after_ts`."""
     return [
@@ -50,6 +59,15 @@ def answers(slack: SlackEmulator, sent: Upload, after_ts: str) -> list[Message]:
         if float(m.ts) > float(after_ts)
         and (m.stream_status is not None or any(b.get("type") == "markdown" for b in m.blocks or []))
     ]
+
+
+def first_text_at(slack: SlackEmulator) -> float:
+    """When the first words of an answer reached Slack (monotonic s)."""
+    return min(
+        c.at
+        for c in slack.calls_to("chat.startStream") + slack.calls_to("chat.appendStream")
+        if c.status == 200 and any(k.get("type") == "markdown_text" for k in c.params.get("chunks") or [])
+    )
 
 
 def followups(claude: ClaudeEmulator) -> list[RecordedRequest]:
@@ -123,7 +141,8 @@ async def test_a_follow_up_is_answered_with_the_consultations_analyses_and_photo
 
     (start,) = slack.calls_to("chat.startStream")
     assert start.params["recipient_user_id"] == ALICE and start.params["recipient_team_id"]
-    assert start.at - asked_at <= FIRST_TEXT_VISIBLE_S
+    assert [c["type"] for c in start.params["chunks"]] == ["task_update"]  # "Thinking…" at once
+    assert first_text_at(slack) - asked_at <= FIRST_TEXT_VISIBLE_S
     assert len(slack.calls_to("chat.stopStream")) == 1
     assert 1 <= len(slack.calls_to("chat.appendStream")) < len(chunks(answer_text(request)))
     assert slack.stream_state(GENERAL, message.ts).status == "stopped"
@@ -277,6 +296,31 @@ async def test_a_stream_that_expires_mid_answer_is_completed_by_an_update(
     assert any(c.params["ts"] == message.ts for c in slack.calls_to("chat.update"))
 
 
+async def test_a_long_think_keeps_the_stream_alive_and_the_answer_completes_in_it(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running
+) -> None:
+    sent = await final_upload(slack)
+    slack.enable_streaming(idle_expiry_s=IDLE_EXPIRY_S)
+    assert bot.followups is not None
+    bot.followups.answerer.limits.keepalive_s = IDLE_EXPIRY_S / 3
+    claude.latencies["follow_up"] = 3.0  # first byte at 0.9 s, the answer's words from about 2.8 s
+    claude.thinking_tokens = 6000
+    question = await ask(slack, sent, "Why is metal better than a polymer for this bracket's strength?")
+    (message,) = await answered(slack, bot, sent, question)
+
+    (request,) = followups(claude)
+    (start,) = slack.calls_to("chat.startStream")
+    assert first_text_at(slack) - start.at > 2 * IDLE_EXPIRY_S  # the think outlasted the stream's idle expiry
+    state = slack.stream_state(GENERAL, message.ts)
+    assert state.status == "stopped" and shown(message) == answer_text(request)
+    assert not any(c.params["ts"] == message.ts for c in slack.calls_to("chat.update"))
+    kinds = [(c["type"], c.get("status")) for c in state.chunks]
+    words = kinds.index(("markdown_text", None))
+    assert kinds[0] == ("task_update", "in_progress") and kinds[words - 1] == ("task_update", "complete")
+    still = [c for c in state.chunks[:words] if "still thinking" in str(c.get("details"))]
+    assert len(still) >= 2 and all(c["status"] == "in_progress" for c in still)
+
+
 async def test_an_answer_longer_than_slack_takes_in_one_message_is_split(
     slack: SlackEmulator, claude: ClaudeEmulator, bot: Running
 ) -> None:
@@ -319,6 +363,31 @@ async def test_a_question_that_changes_a_requirement_offers_a_rerun_and_typing_r
     async with await Store.open(f"sqlite:///{tmp_path / 'bot.db'}") as store:
         (child,) = await store.children(turn.consultation_id)
     assert child.kind is ConsultationKind.RERUN and any("250" in r for r in child.requirements)
+
+
+async def test_a_rerun_clicked_the_moment_its_button_shows_carries_the_answers_changes(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
+) -> None:
+    sent = await final_upload(slack)
+    slack.enable_streaming()
+    stop = slack.web.methods["chat.stopStream"]
+
+    async def stop_then_click(request: ApiRequest) -> JsonDict:
+        """Slack shows the button before its answer to stopStream reaches the bot: a quick asker
+        clicks in between, and the click is handled before the bot reads that answer."""
+        answer = await stop.handler(request)
+        await slack.click(ALICE, GENERAL, request.required("ts"), actions.RERUN_WITH)
+        await slack.wait_until(lambda: len(boards(slack, sent)) >= 2, WAIT_S, what="the re-run's board")
+        return answer
+
+    slack.web.methods = {**slack.web.methods, "chat.stopStream": replace(stop, handler=stop_then_click)}
+    await answered(slack, bot, sent, await ask(slack, sent, "What if the bracket runs at 250 °C?"))
+    await wait_final_boards(slack, sent, 2)
+    parent, child = await thread_records(tmp_path, sent)
+    async with await Store.open(f"sqlite:///{tmp_path / 'bot.db'}") as store:
+        (turn,) = await store.turns(parent.id)
+    assert child.parent_id == parent.id and turn.changes and "250" in turn.changes[0]
+    assert any("250" in r for r in child.requirements)
 
 
 async def test_a_redelivered_question_is_answered_once(

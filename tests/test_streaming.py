@@ -231,3 +231,113 @@ async def test_a_rate_limited_append_is_taken_over_by_updates(
     (message,) = answers(slack, question)
     assert shown(message) == escape("The start. " + ANSWER) and answer.streamed
     assert message.blocks is not None and message.blocks[-1] == BUTTON
+
+
+def task_updates(slack: SlackEmulator, ts: str) -> list[dict[str, object]]:
+    """The task_update chunks the stream `ts` received, in order."""
+    return [c for c in slack.stream_state(GENERAL, ts).chunks if c.get("type") == "task_update"]
+
+
+async def test_a_begun_answer_shows_its_thinking_task_at_once_and_completes_it_with_the_first_words(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    answer = writer(client, question)
+    answer.begin()
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.startStream")), WAIT_S, what="the stream's start")
+    (start,) = slack.calls_to("chat.startStream")
+    assert [(c["type"], c["status"]) for c in start.params["chunks"]] == [("task_update", "in_progress")]
+    answer.write("Metal.")
+    (ts,) = await answer.finish(blocks=[BUTTON])
+    kinds = [(c["type"], c.get("status")) for c in slack.stream_state(GENERAL, ts).chunks]
+    assert kinds == [("task_update", "in_progress"), ("task_update", "complete"), ("markdown_text", None)]
+    (message,) = answers(slack, question)
+    assert message.text == "Metal." and message.blocks == [BUTTON] and answer.keepalives == 0
+
+
+async def test_a_long_think_is_kept_alive_by_a_timer_and_the_answer_completes_in_the_stream(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming(idle_expiry_s=0.3)
+    answer = writer(client, question, StreamLimits(flush_interval_s=0.1, keepalive_s=0.1))
+    answer.begin()
+    # no text for four keep-alive periods, longer than the stream may idle
+    await slack.wait_until(lambda: len(slack.calls_to("chat.appendStream")) >= 4, WAIT_S, what="keep-alives")
+    answer.write("Metal, after a long think.")
+    (ts,) = await answer.finish()
+    assert slack.stream_state(GENERAL, ts).status == "stopped" and slack.calls_to("chat.update") == []
+    tasks = task_updates(slack, ts)
+    assert all(t["id"] == tasks[0]["id"] for t in tasks) and answer.keepalives >= 4
+    assert "still thinking" in str(tasks[1]["details"])
+    assert tasks[-1]["status"] == "complete" and "thought for" in str(tasks[-1]["details"])
+    assert answers(slack, question)[0].text == "Metal, after a long think."
+
+
+async def test_an_idle_gap_mid_answer_is_kept_alive_too(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming(idle_expiry_s=0.3)
+    answer = writer(client, question, StreamLimits(flush_interval_s=0.1, keepalive_s=0.1))
+    answer.begin()
+    answer.write("The first half. ")
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.appendStream")), WAIT_S, what="the first words")
+    await slack.wait_until(lambda: answer.keepalives >= 4, WAIT_S, what="keep-alives")  # e.g. the tool call
+    answer.write("The second half.")
+    (ts,) = await answer.finish(blocks=[BUTTON])
+    assert slack.stream_state(GENERAL, ts).status == "stopped" and slack.calls_to("chat.update") == []
+    assert {t["status"] for t in task_updates(slack, ts)[1:]} == {"complete"}
+    (message,) = answers(slack, question)
+    assert message.text == "The first half. The second half." and message.blocks == [BUTTON]
+
+
+async def test_where_streaming_is_disabled_a_begun_answer_is_posted_with_its_first_words(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    answer = writer(client, question)  # feature_disabled
+    answer.begin()
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.startStream")), WAIT_S, what="the refused start")
+    assert answers(slack, question) == []
+    answer.write(ANSWER)
+    await answer.finish()
+    (message,) = answers(slack, question)
+    assert shown(message) == escape(ANSWER) and len(slack.calls_to("chat.startStream")) == 1
+
+
+async def test_when_the_start_allowance_is_spent_a_begun_answer_is_posted(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    limits = StreamLimits(starts=Allowance(per_minute=0.001, burst=1), flush_interval_s=0.05)
+    answer = writer(client, question, limits)
+    answer.begin()
+    answer.write("one")
+    await answer.finish()
+    assert slack.calls_to("chat.startStream") == [] and [shown(m) for m in answers(slack, question)] == ["one"]
+
+
+async def test_a_thinking_stream_that_expired_gets_its_words_by_update(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    answer = writer(client, question, StreamLimits(flush_interval_s=0.1, keepalive_s=0.1))
+    answer.begin()
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.startStream")), WAIT_S, what="the stream's start")
+    assert slack.expire_streams() == 1
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.appendStream")), WAIT_S, what="the failed keep-alive")
+    answer.write("Metal.")
+    (ts,) = await answer.finish(blocks=[BUTTON])
+    (message,) = answers(slack, question)
+    assert message.ts == ts and shown(message) == "Metal." and message.blocks and message.blocks[-1] == BUTTON
+    assert all("continued" not in str(c.params.get("text")) for c in slack.calls_to("chat.update"))
+
+
+async def test_a_failure_before_any_words_ends_the_thinking_task_as_an_error_with_the_notice(
+    slack: SlackEmulator, client: AsyncWebClient, question: str
+) -> None:
+    slack.enable_streaming()
+    answer = writer(client, question)
+    answer.begin()
+    await slack.wait_until(lambda: bool(slack.calls_to("chat.startStream")), WAIT_S, what="the stream's start")
+    (ts,) = await answer.finish(empty_text="Sorry, please ask again.", failed=True)
+    assert task_updates(slack, ts)[-1]["status"] == "error"
+    assert [m.text for m in answers(slack, question)] == ["Sorry, please ask again."]

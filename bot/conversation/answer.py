@@ -7,8 +7,13 @@ consultation after the first), and the earlier answered questions as history.
 
 A question asked while the analysis still runs is recorded at once, marked with an hourglass
 reaction (quiet: the live board already says the analysis is under way) and answered as soon as
-the consultation is final (`Finals.wait`). While Claude thinks, the thread's status line says so;
-Slack clears it when the answer's first message appears.
+the consultation is final (`Finals.wait`). Until Claude's response begins, the thread's status line
+says the bot is thinking (Slack clears it when the answer's first message appears); from then on the
+answer's own message shows a "Thinking about your question" task, kept alive until the first words
+(`bot.streaming`).
+
+The asker's name is not passed to Claude: it would cost a users.info call before every answer, and
+nothing on this path knows it yet.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from bot.store import ACTIVE_STATUSES, Consultation, Store, Turn, TurnStatus
 from bot.streaming import AnswerWriter, StreamLimits
 from bot.writer import best_effort, post_reply
 from matrec.errors import CallFailure, MatrecError, ModelCallError
-from matrec.followup import Finished, FollowUpEvent, PriorTurn, TextDelta, render_consultation
+from matrec.followup import Finished, FollowUpEvent, PriorTurn, Started, TextDelta, render_consultation
 from matrec.images import PreparedImage
 
 log = logging.getLogger(__name__)
@@ -132,7 +137,9 @@ class Answerer:
         text = ""
         try:
             async for event in events():  # the call may refuse the question at once (BadInputError)
-                if isinstance(event, TextDelta):
+                if isinstance(event, Started):
+                    writer.begin()
+                elif isinstance(event, TextDelta):
                     text += event.text
                     writer.write(event.text)
                 elif isinstance(event, Finished):
@@ -141,9 +148,8 @@ class Answerer:
         except (ModelCallError, MatrecError) as error:
             reason = _plain_reason(error)
             log.warning("follow-up %s/%s failed: %s", reply.channel, reply.ts, error)
-            if not text.strip():
-                await writer.cancel()
-                await self._post(reply, notice(NO_ANSWER.format(reason=reason)))
+            if not text.strip():  # the notice lands where the thinking task shows, or is posted
+                await writer.finish(empty_text=NO_ANSWER.format(reason=reason), failed=True)
                 return await self.store.update_turn(turn.id, status=TurnStatus.FAILED)
             writer.write(CUT_OFF.format(reason=reason))
             ts = await writer.finish()
@@ -155,6 +161,11 @@ class Answerer:
 
     async def _finish(self, reply: ThreadReply, turn: Turn, writer: AnswerWriter, done: Finished, text: str) -> Turn:
         changes = list(done.reply.changes)
+        # The Re-run button names this turn, and a typed "re-run" reads the latest answered turn: both
+        # must find the changes from the moment the button can be seen, so they are stored first.
+        await self.store.update_turn(
+            turn.id, status=TurnStatus.ANSWERED, answer=done.reply.text or text, changes=changes
+        )
         blocks = rerun_offer(turn.id, changes).blocks if changes else []
         ts = await writer.finish(blocks=blocks, empty_text=EMPTY_ANSWER)
         usage = done.reply.usage
@@ -164,17 +175,11 @@ class Answerer:
             reply.ts,
             len(ts),
             "streamed" if writer.streamed else "posted",
-            getattr(usage, "cache_read_input_tokens", None),
-            getattr(usage, "cache_creation_input_tokens", None),
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
             done.reply.cost_usd,
         )
-        return await self.store.update_turn(
-            turn.id,
-            status=TurnStatus.ANSWERED,
-            answer=done.reply.text or text,
-            answer_ts=ts[0] if ts else None,
-            changes=changes,
-        )
+        return await self.store.update_turn(turn.id, answer_ts=ts[0] if ts else None)
 
     async def _react(self, reply: ThreadReply, *, add: str | None = None, remove: str | None = None) -> None:
         for method, name in ((self.client.reactions_add, add), (self.client.reactions_remove, remove)):
