@@ -42,4 +42,3 @@ class BoardView:
     choices: Mapping[MaterialClass, int] = field(default_factory=_no_choices)  # each person's latest
     ratings: tuple[int, int] = (0, 0)  # (helpful, not helpful)
     similar: tuple[SimilarLink, ...] = ()
-    details_in_thread: bool = False  # the full analyses were already posted as thread replies

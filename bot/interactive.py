@@ -9,7 +9,6 @@ from the store or from Slack, in the clicked conversation.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import actions
 from bot.access import Access
 from bot.blocks import details, final_board, notice
-from bot.blocks.answer import moved_to_details
 from bot.budget import UpdateBudget
 from bot.command import SlashCommand
 from bot.consultation import Consultant
@@ -188,8 +186,6 @@ class Buttons:
         if consultation is None or consultation.recommendation is None or consultation.board_ts is None:
             return
         view = await self._deps.memory.view_for(consultation, share_private=False)
-        if consultation.id in self._details_ts:  # the footer points at the replies, not the button
-            view = dataclasses.replace(view, details_in_thread=True)
         rendered = final_board(
             consultation.recommendation, part=part_name(consultation), context=consultation.context, view=view
         )
@@ -230,8 +226,6 @@ class Buttons:
                 if len(self._details_ts) >= DETAILS_REMEMBERED:
                     self._details_ts.pop(next(iter(self._details_ts)))  # the oldest
                 self._details_ts[consultation.id] = ts
-        if consultation.id in self._details_ts and moved_to_details(consultation.recommendation):
-            await self.rerender(consultation.id)  # "More under Details" becomes "More in the thread"
 
     # --- re-runs ---------------------------------------------------------------------------------
 

@@ -262,7 +262,7 @@ def test_finished_board_puts_the_answer_first_then_one_line_per_class_and_the_fo
     assert footer["type"] == "context"
     assert footer["elements"][0]["text"] == (
         ":stopwatch: 23.4 s · 7 calls · ~$0.096 · six specialists in parallel, compared side by side by Claude. "
-        "More under *Details*: 1 note."
+        "More in the thread: 1 note."
     )
     assert block_text_lines(rendered.blocks) == len(lines) == 12
     assert rendered.text.startswith(
@@ -545,7 +545,6 @@ def _random_view(rng: _Fuzz, results: Sequence[BranchResult]) -> BoardView | Non
         choices={m: rng.randint(0, 3) for m in rng.sample(CLASS_ORDER, 3)},
         ratings=(rng.randint(0, 3), rng.randint(0, 3)),
         similar=links,
-        details_in_thread=rng.random() < 0.5,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.blocks import (
     board_cancelled,
     details,
     final_board,
+    overflow_reply,
     text_lines,
 )
 from bot.board_view import BoardView, SimilarLink
@@ -175,7 +177,7 @@ def test_the_worst_case_final_board_fits_one_phone_screen_with_the_reasoning_on_
     assert _line_of(lines, QUESTIONS[0][:40]) <= RATIONALE_WITHIN_LINES
     assert QUESTIONS[2][:30] not in "\n".join(lines)  # the third question went to Details
     assert all(note[:30] not in "\n".join(lines) for note in NOTES)
-    assert "More under *Details*: the full reasoning, 1 more question, 2 notes." in lines[-1]
+    assert "More in the thread: the full reasoning, 1 more question, 2 notes." in lines[-1]
     assert len(lines) == 20  # the figure quoted in the report: every budget used at once
 
 
@@ -378,3 +380,21 @@ def test_a_cancelled_board_says_why_and_how_to_start_over_without_a_photo_format
     assert ":no_entry_sign: *No recommendation.* Cancelled: the upload was deleted." in shown
     assert "post it again" in shown and "JPEG" not in shown and "could not analyse" not in shown
     assert rendered.text == f"Material consultation for {PART} stopped: Cancelled: the upload was deleted."
+
+
+def test_the_rest_of_a_recommendation_is_one_reply_only_when_the_board_left_something_out() -> None:
+    short = _rec().model_copy(update={"rationale": "Short.", "questions": ["Q1?"], "notes": []})
+    assert overflow_reply(short) is None
+    long = short.model_copy(
+        update={
+            "rationale": "Metal wins. " * 80 + "<!channel> see <https://evil.example|here>",
+            "questions": ["Q1?", "Q2?", "Q3 <@U123>?"],
+            "notes": ["A note."],
+        }
+    )
+    rest = overflow_reply(long)
+    assert rest is not None
+    text = json.dumps(rest.blocks)
+    assert "Metal wins." in text and "Q3" in text and "A note." in text and "Q1?" not in text
+    assert "<!channel>" not in text and "<@U123>" not in text and "<https://" not in text
+    assert all(len(b["text"]["text"]) <= 3000 for b in rest.blocks)

@@ -340,3 +340,18 @@ async def test_matrec_ask_posts_the_question_without_a_ping_and_threads_its_boar
     (board,) = await wait_boards(slack, Upload(GENERAL, question.ts))
     assert "Best: Metal" in rendered(board)
     assert all("90 C hot-water flange" in str(r.body["messages"]) for r in claude.requests if r.kind.kind == "branch")
+
+
+async def test_what_the_final_board_has_no_room_for_follows_it_in_the_thread(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: None
+) -> None:
+    claude.fail(Fault.SERVER_ERROR, match="aggregate", times=None)  # the fallback ranking carries a note
+    sent = await upload(slack, PHOTO)
+    await wait_finished(slack, sent)
+    (board,) = [m for m in board_replies(slack, GENERAL, sent.ts) if "Best:" in rendered(m)]
+    assert "More in the thread: 1 note." in rendered(board)
+    await slack.wait_until(lambda: len(slack.uploaded_files(GENERAL)) == 1, WAIT_S, what="the chart")
+    replies = bot_replies(slack, GENERAL, sent.ts)
+    rest = [m for m in replies if "The rest of this recommendation" in rendered(m)]
+    assert len(rest) == 1 and replies.index(rest[0]) == replies.index(board) + 1  # right below the board
+    assert "weighted ranking is shown instead" in rendered(rest[0])  # the note: why there is no comparison

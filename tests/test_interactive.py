@@ -128,22 +128,6 @@ async def test_details_go_into_the_thread_once_and_a_second_click_points_at_them
     assert len(bot_replies(slack, GENERAL, sent.ts)) == wanted
 
 
-async def test_once_the_details_are_in_the_thread_the_board_points_there(slack: SlackEmulator, store: Store) -> None:
-    sent = await upload(slack, PHOTO)
-    record, board = await finished(slack, store, sent)
-    assert record.recommendation is not None
-    noted = record.recommendation.model_copy(update={"notes": ["Wood was judged from one photo only."]})
-    await store.update(record.id, recommendation=noted)  # a note: what the board leaves to Details
-    await slack.click(BOB, GENERAL, board, actions.HELPFUL)
-    await slack.wait_until(lambda: "1 found it helpful" in board_text(slack, board), WAIT_S, what="the rating")
-    assert "More under *Details*: 1 note." in board_text(slack, board)
-    await slack.click(ALICE, GENERAL, board, actions.DETAILS)
-    await slack.wait_until(lambda: "More in the thread: 1 note." in board_text(slack, board), WAIT_S, what="the footer")
-    await slack.click(ALICE, GENERAL, board, actions.NOT_HELPFUL)  # later re-renders keep pointing at the thread
-    await slack.wait_until(lambda: "1 not" in board_text(slack, board), WAIT_S, what="the second rating")
-    assert "More in the thread: 1 note." in board_text(slack, board)
-
-
 async def test_the_rerun_button_makes_a_second_board_in_the_same_thread(slack: SlackEmulator, store: Store) -> None:
     sent = await upload(slack, PHOTO)
     record, board = await finished(slack, store, sent)

@@ -5,6 +5,7 @@ Pure functions: the same input always renders the same message. Model and user t
 (`bot.blocks.kit`). `block_text_lines` is the board-size measure the final board is held to.
 """
 
+from bot.blocks.answer import overflow_reply
 from bot.blocks.board import (
     MAX_BOARD_LINES,
     RATIONALE_WITHIN_LINES,
@@ -43,6 +44,7 @@ __all__ = [
     "followup_answer_final",
     "muted_notice",
     "notice",
+    "overflow_reply",
     "photos_added_notice",
     "queued_note",
     "rerun_offer",

@@ -11,11 +11,14 @@ import re
 from typing import Final
 
 from bot.blocks.classes import FLAGGED, outcomes
-from bot.blocks.kit import ELLIPSIS, clip
+from bot.blocks.kit import ELLIPSIS, MAX_FALLBACK_CHARS, Rendered, capped, clip, fit, section
 from bot.escape import escape
 from matrec.report import label
 from matrec.results import Recommendation
 
+OVERFLOW_TITLE: Final = "*The rest of this recommendation*"
+OVERFLOW_RATIONALE_CHARS: Final = 2_800  # one section's worth
+OVERFLOW_ITEM_CHARS: Final = 400
 RATIONALE_CHARS: Final = 420  # about three sentences: what one phone screen holds beside the scores
 RATIONALE_LINES: Final = 3
 BOARD_QUESTIONS: Final = 2
@@ -89,3 +92,36 @@ def answer_lines(rec: Recommendation, previous: Recommendation | None = None) ->
         lines.append(flag)
     lines.extend(question_lines(rec))
     return [line or ELLIPSIS for line in lines]
+
+
+def overflow_reply(rec: Recommendation) -> Rendered | None:
+    """What the final board left out (`moved_to_details`) as one thread reply; None when nothing was.
+
+    The board fits one phone screen; the full reasoning, the other questions and the notes follow
+    it in the thread, so nobody has to open Details to read the whole answer.
+    """
+    if not moved_to_details(rec):
+        return None
+    sections = [section(OVERFLOW_TITLE)]
+    if rationale_cut(rec):
+        sections.append(section(clip(rec.rationale, OVERFLOW_RATIONALE_CHARS)))
+    questions = [q for q in (clip(q, OVERFLOW_ITEM_CHARS) for q in rec.questions) if q][BOARD_QUESTIONS:]
+    notes = [n for n in (clip(n, OVERFLOW_ITEM_CHARS) for n in rec.notes) if n]
+    items = [f":question: {q}" for q in questions] + [f":information_source: {n}" for n in notes]
+    if items:
+        sections.append(section(clip_joined(items)))
+    text = fit(f"The rest of the recommendation (best: {label(rec.best)}).", MAX_FALLBACK_CHARS)
+    return Rendered(text=text, blocks=capped(sections))
+
+
+def clip_joined(items: list[str]) -> str:
+    """Lines joined within one section's budget; lines that do not fit are counted, not cut mid-way."""
+    kept: list[str] = []
+    used = 0
+    for item in items:
+        if used + len(item) + 1 > OVERFLOW_RATIONALE_CHARS:
+            kept.append(f"_{len(items) - len(kept)} more not shown._")
+            break
+        kept.append(item)
+        used += len(item) + 1
+    return "\n".join(kept)

@@ -213,8 +213,7 @@ def _footer(rec: Recommendation, view: BoardView | None) -> str:
     text = f":stopwatch: {rec.timing.wall_s:.1f} s · {rec.usage.calls} calls · {escape(cost_text(rec))} · {how}."
     moved = moved_to_details(rec)
     if moved:
-        where = "in the thread" if view is not None and view.details_in_thread else "under *Details*"
-        text += f" More {where}: {', '.join(moved)}."
+        text += f" More in the thread: {', '.join(moved)}."  # the job posts `overflow_reply` below the board
     return text
 
 

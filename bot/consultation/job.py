@@ -346,6 +346,11 @@ class JobRunner:
             error=None,
             board_ts=writer.ts,  # a board deleted meanwhile was re-posted
         )
+        overflow = blocks.overflow_reply(outcome)
+        if overflow is not None:  # what the board had no room for, right below it
+            thread = job.thread
+            reply = post_reply(self.client, channel=thread.channel, thread_ts=thread.thread_ts, rendered=overflow)
+            await best_effort(reply, f"could not post the rest of the recommendation in {thread.channel}")
         await self._upload_chart(job, outcome)
         return job.record.status
 
