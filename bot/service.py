@@ -16,8 +16,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.listener.async_listener_start_handler import AsyncListenerStartHandler
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import Access
@@ -168,7 +174,9 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             consultant=consultant, followups=followups, reruns=reruns, register=lambda app: register(app, deps)
         )
         app = build_app(settings, client, parts, bot_user_id)
-        handler = AsyncSocketModeHandler(app, app_token, web_client=client) if app_token else None
+        listeners = ListenerTasks.kept_for(app)
+        stack.push_async_callback(listeners.finish, settings.shutdown_grace_s)  # after Slack stops, before the rest
+        handler = KeptSocketModeHandler(app, app_token, web_client=client, kept=listeners) if app_token else None
 
         async def health() -> tuple[bool, dict[str, Any]]:
             connected = await handler.client.is_connected() if handler else True
@@ -192,6 +200,62 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         mode = "socket" if handler else "http"
         log.info("matrec bot %s (%s) started in %s mode (health at %s/healthz)", bot_user_id, owner, mode, base_url)
         yield Running(mode, base_url, bot_user_id, consultant, resumer, followups)
+
+
+class ListenerTasks(AsyncListenerStartHandler):
+    """The tasks Bolt and the Socket Mode client start for each request and do not keep.
+
+    Both ack first and work on in tasks of their own: a dispatch, then the listener it starts. One
+    still reading the store or starting a consultation when the bot stops must end before the
+    consultations drain and the store closes, or it outlives them (and leaves a connection open).
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def kept_for(cls, app: AsyncApp) -> ListenerTasks:
+        """Keep the listener tasks of `app` from now on."""
+        kept = cls()
+        app.listener_runner.listener_start_handler = kept
+        return kept
+
+    def keep_current(self) -> None:
+        """Keep the running task until it ends."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
+        """Called by Bolt inside each listener's task, as it starts."""
+        self.keep_current()
+
+    async def finish(self, grace_s: float) -> None:
+        """Wait for every kept task, and the listeners they start meanwhile; cancel what is left after `grace_s`."""
+        try:
+            async with asyncio.timeout(grace_s):
+                while self._tasks:
+                    await asyncio.wait(set(self._tasks))
+        except TimeoutError:
+            left = list(self._tasks)
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)
+            log.warning("stopped waiting after %g s: %d Slack requests cancelled", grace_s, len(left))
+
+
+class KeptSocketModeHandler(AsyncSocketModeHandler):
+    """Socket Mode whose request tasks are kept (`ListenerTasks`), so a shutdown can wait for them."""
+
+    def __init__(self, app: AsyncApp, app_token: str, *, web_client: AsyncWebClient, kept: ListenerTasks) -> None:
+        super().__init__(app, app_token, web_client=web_client)
+        self._kept = kept
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]  # as Bolt's own
+        """Dispatch one request to the app, in a task the shutdown waits for."""
+        self._kept.keep_current()
+        await super().handle(client, req)
 
 
 def _followups(

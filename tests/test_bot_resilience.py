@@ -5,6 +5,8 @@ Real Bolt over a real websocket, both emulators, a real SQLite store; waits are 
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +32,9 @@ from tests.bot_support import (
 from tests.engine_support import jpeg_bytes
 
 PHOTO = jpeg_bytes(800, 600)
+STOPPED_EVENTS = 5  # events still being handled when the bot is told to stop
+LISTENING_S = 0.005  # the listeners have started, and not finished, when the bot is told to stop
+AFTER_STOP_S = 0.3  # long enough for anything left running to show itself
 
 
 def _shown(version: MessageVersion) -> str:
@@ -177,3 +182,18 @@ async def test_a_board_that_could_not_be_posted_frees_its_place_for_the_next_upl
         sent = await upload(slack, PHOTO)
         (board,) = await wait_boards(slack, sent)  # not stuck behind a place nobody gave back
     assert "Best: Metal" in rendered(board)
+
+
+async def test_a_bot_stopped_while_its_listeners_still_work_leaves_nothing_running_behind(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    async with running_bot(slack, claude, bot_settings(slack, tmp_path)):
+        dm = slack.add_im(ALICE)
+        for n in range(STOPPED_EVENTS):  # DM text and mentions: listeners that read the store themselves
+            await slack.deliver_event(slack.user_message(dm.id, ALICE, f"gasket for a flange, {n} bar"))
+            await slack.deliver_event(slack.mention_event(GENERAL, ALICE, f"a hinge for {n} kg"))
+        await asyncio.sleep(LISTENING_S)
+    calls = len(slack.calls)
+    await asyncio.sleep(AFTER_STOP_S)
+    gc.collect()  # a store connection left open would warn here (pytest turns that into a failure)
+    assert len(slack.calls) == calls  # nothing the bot started calls Slack after it stopped
