@@ -32,6 +32,7 @@ _SAFE_LINK = re.compile(r"https://[^\s<>|&]+")
 SIMILAR_LIMIT = 3  # similar earlier consultations linked from one new one
 SIMILAR_TIMEOUT_S = 5.0  # how long a board waits for its similar links before going without
 NAME_TTL_S = 3600.0  # how long a display name is reused before users.info is asked again
+PERMALINKS_REMEMBERED = 1_000  # permalinks of earlier boards kept, oldest forgotten first
 PART_CHARS = 80  # a linked consultation's part description, at most
 SEARCH_TEXT_CHARS = 2_000  # of a consultation's own text, used to find similar ones
 SOMEONE = "someone"  # who, when Slack cannot name the person (or nobody asked)
@@ -58,6 +59,7 @@ class Memory:
         self._bot_user_id = bot_user_id
         self._clock = clock
         self._names: dict[str, tuple[float, str]] = {}
+        self._permalinks: dict[tuple[str, str], str] = {}
 
     async def view_for(self, consultation: Consultation, *, share_private: bool = True) -> BoardView:
         """The board's surroundings; the first call for an upload also sends its private links.
@@ -156,11 +158,23 @@ class Memory:
         return name
 
     async def permalink(self, channel: str, ts: str) -> str | None:
-        """The message's permalink, or None when Slack cannot give one."""
+        """The message's permalink, or None when Slack cannot give one.
+
+        A message's permalink never changes, so each is asked for once (the most recent
+        `PERMALINKS_REMEMBERED` are kept): boards linking the same earlier parts cost no extra calls.
+        """
+        known = self._permalinks.get((channel, ts))
+        if known is not None:
+            return known
         call = self._client.chat_getPermalink(channel=channel, message_ts=ts)
         response = await best_effort(call, f"permalink of {channel}/{ts}", level=logging.INFO)
         permalink = response.get("permalink") if response is not None else None
-        return str(permalink) if permalink else None
+        if not permalink:
+            return None
+        if len(self._permalinks) >= PERMALINKS_REMEMBERED:
+            self._permalinks.pop(next(iter(self._permalinks)))  # the oldest
+        self._permalinks[(channel, ts)] = str(permalink)
+        return str(permalink)
 
     async def _share_privately(self, consultation: Consultation, private: Sequence[SimilarLink]) -> None:
         """Post the links only the uploader may open, to the uploader, once per consultation."""

@@ -100,10 +100,9 @@ class Resumer:
         finally:
             await self.runner.abandon(job)  # after run() a no-op; before it, frees the place and the writer
             self.runner.finals.done(record.id)
-        if record.kind is ConsultationKind.UPLOAD:
+        await thread.status("")
+        if record.kind is ConsultationKind.UPLOAD:  # a re-run has no message of its own to react on
             await self._settle(thread)
-        else:  # a re-run has no message of its own to react on
-            await thread.status("")
 
     async def _give_up(self, job: Job) -> None:
         message = GIVEN_UP.format(count=job.record.resumes)

@@ -46,6 +46,6 @@ class Thread:
         await best_effort(call, "thread status unavailable", level=logging.DEBUG)
 
     async def finished(self, *, ok: bool) -> None:
-        """Every consultation of the message is final: the reaction says how, the status goes."""
+        """Every consultation of the message is final: the reaction says how (each job has already
+        cleared the thread status when it ended)."""
         await self.react(remove=EYES, add=DONE if ok else WARNING)
-        await self.status("")
