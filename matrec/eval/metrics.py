@@ -13,6 +13,7 @@ Pure functions over plain data, deterministic for a given seed. Conventions, sha
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from matrec.materials import MaterialClass
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
 DEFAULT_LEVEL = 0.95
+SPEARMAN_CACHE_ENTRIES = 4096  # distinct (predicted, reference) score vectors, a few hundred bytes each
 
 
 class LabelledCase(Protocol):
@@ -140,7 +142,7 @@ def rank_correlation(preds: Sequence[Prediction], cases: Sequence[LabelledCase])
         if reference is None:
             continue
         shared = [c for c in reference if c in pred.scores]
-        rho = _pearson(_average_ranks([pred.scores[c] for c in shared]), _average_ranks([reference[c] for c in shared]))
+        rho = _spearman(tuple(pred.scores[c] for c in shared), tuple(reference[c] for c in shared))
         if rho is not None:
             per_case.setdefault(pred.case_id, []).append(rho)
     if not per_case:
@@ -386,6 +388,12 @@ def _score_differences(preds: Sequence[Prediction], cases: Sequence[LabelledCase
         if reference is not None:
             diffs += [pred.scores[c] - ref for c, ref in reference.items() if c in pred.scores]
     return diffs
+
+
+@functools.lru_cache(maxsize=SPEARMAN_CACHE_ENTRIES)
+def _spearman(xs: tuple[float, ...], ys: tuple[float, ...]) -> float | None:
+    """Spearman's rho with average ranks for ties; cached since a bootstrap meets each prediction ~2,000 times."""
+    return _pearson(_average_ranks(xs), _average_ranks(ys))
 
 
 def _average_ranks(values: Sequence[float]) -> list[float]:
