@@ -73,7 +73,7 @@ class Case(BaseModel, frozen=True, extra="forbid"):
             raise ValueError(f"text is {len(self.text):,} characters; the engine accepts {MAX_CONTEXT_CHARS:,}")
         low, high = self.scale
         if not low < high:
-            raise ValueError(f"scale {list(self.scale)} must be [min, max] with min < max")
+            raise ValueError(f"scale [{low:g}, {high:g}] must be [min, max] with min < max")
         if self.reference_scores is not None:
             if not self.reference_scores:
                 raise ValueError("reference_scores is empty; leave it out instead")
