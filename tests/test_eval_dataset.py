@@ -285,3 +285,11 @@ def test_pairs_lists_each_linked_pair_once_in_file_order(tmp_path: Path) -> None
         {**GOOD, "id": "d", "pair": "c"},
     )
     assert [(a.id, b.id) for a, b in load_dataset(path).pairs()] == [("a", "b"), ("d", "c")]
+
+
+def test_the_dataset_readme_documents_every_field_and_lists_the_example_pairs() -> None:
+    readme = (EXAMPLE.parent / "README.md").read_text(encoding="utf-8")
+    for field in Case.model_fields:
+        assert f"| `{field}` |" in readme, field
+    for first, second in load_dataset(EXAMPLE).pairs():
+        assert f"| `{first.id}` / `{second.id}` |" in readme
