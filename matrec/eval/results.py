@@ -39,6 +39,51 @@ class EvalPlan(_Frozen):
     repetitions: int = Field(default=1, ge=1)
 
 
+class Consultation(_Frozen):
+    """One consultation of a plan: a case, in one mode, at one effort, on one model, one repetition.
+
+    `strategy` is how it runs: `claude` feeds every strategy of parallel and nested mode (vote and
+    weighted are computed from its branches), `weighted` does the same without the aggregator call
+    when `claude` is not asked for. In single mode `vote` is a consultation of its own (it votes
+    over `vote_samples` answers, so it needs those calls); `claude` there feeds `weighted` too.
+    """
+
+    case_id: str
+    mode: Mode
+    strategy: Strategy
+    effort: Effort
+    model: str
+    repetition: int
+
+
+def feeds(mode: Mode, run_as: Strategy, strategies: tuple[Strategy, ...]) -> list[Strategy]:
+    """The plan's strategies a consultation run as `run_as` in `mode` answers for."""
+    if mode is Mode.SINGLE and run_as is Strategy.VOTE:
+        return [Strategy.VOTE]
+    return [s for s in strategies if not (mode is Mode.SINGLE and s is Strategy.VOTE)]
+
+
+def plan_consultations(plan: EvalPlan, case_ids: list[str]) -> list[Consultation]:
+    """Every consultation `plan` makes, case by case, repetition by repetition."""
+    runs: list[tuple[Mode, Strategy]] = []
+    for mode in plan.modes:
+        if mode is Mode.SINGLE:
+            if set(plan.strategies) - {Strategy.VOTE}:
+                runs.append((mode, Strategy.CLAUDE))
+            if Strategy.VOTE in plan.strategies:
+                runs.append((mode, Strategy.VOTE))
+        else:
+            runs.append((mode, Strategy.CLAUDE if Strategy.CLAUDE in plan.strategies else Strategy.WEIGHTED))
+    return [
+        Consultation(case_id=case_id, mode=mode, strategy=strategy, effort=effort, model=model, repetition=rep)
+        for case_id in case_ids
+        for rep in range(plan.repetitions)
+        for model in plan.models
+        for effort in plan.efforts
+        for mode, strategy in runs
+    ]
+
+
 class Estimate(_Frozen):
     """The expected calls, tokens and cost of a plan, before anything is spent.
 
