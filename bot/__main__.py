@@ -1,5 +1,7 @@
 """`python -m bot` (or `matrec-bot`): run the Slack bot until SIGINT/SIGTERM.
 
+`python -m bot export-feedback OUT.jsonl` instead writes the team's choices as a dataset (bot/export.py).
+
 Socket Mode when SLACK_APP_TOKEN is set, HTTP mode otherwise. A configuration problem ends the
 process at once with one line naming the variable to fix.
 """
@@ -13,6 +15,7 @@ import sys
 import pydantic
 from pydantic_settings import SettingsError
 
+from bot import export
 from bot.logs import configure
 from bot.service import StartupError, serve
 from bot.settings import BotSettings
@@ -34,7 +37,9 @@ async def _run(settings: BotSettings, engine: EngineSettings) -> None:
 
 
 def main() -> int:
-    """Start the bot; returns the exit code."""
+    """Start the bot (or run the `export-feedback` subcommand); returns the exit code."""
+    if sys.argv[1:2] == [export.PROG]:
+        return export.main(sys.argv[2:])
     try:
         settings = BotSettings()
     except (pydantic.ValidationError, SettingsError) as error:
