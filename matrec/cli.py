@@ -3,6 +3,8 @@
     matrec analyze IMAGE... [--context TEXT] [--strategy claude|vote|weighted]
                    [--mode parallel|nested|single] [--json]
     matrec ask "TEXT" [same options]
+    matrec eval DATASET [--mode M...] [--strategy S...] [--effort E...] [--model ID...]
+                [--repetitions N] [--out DIR] [--yes] [--max-cost USD] [--cache-dir DIR]
 
 Output: on a terminal, a live table of the branches (score, verdict, summary, example grades,
 strengths and concerns of each class), then the recommendation. Piped, one plain line per finished
@@ -18,6 +20,12 @@ Exit codes:
     1    any other failure: too few branches answered, the consultation overran its deadline;
          or stdout was closed early (`matrec ... | head -1`): the consultation stops, silently
     130  interrupted (Ctrl-C): the live table and the HTTP client are closed first
+
+`matrec eval` prints its cost estimate first and runs only on a yes (asked on the terminal, or
+`--yes`): without a terminal and without `--yes` it exits 2, a declined question exits 1. A bad
+dataset exits 2 naming file:line. Consultations that get no recommendation are counted as wrong
+in the report, not as a failed command; a run stopped by `--max-cost` still writes its report
+(exit 0, and says so); Ctrl-C exits 130 keeping every finished consultation in the cache.
 
 Only the standard library and `matrec.errors` load before the arguments are parsed, so
 `matrec --help` is quick; rich, pydantic, anthropic and Pillow load when a consultation starts.
@@ -55,6 +63,7 @@ _SNIFF_BYTES = 64
 STRATEGY_CHOICES = tuple(s.value for s in Strategy)
 MODE_CHOICES = tuple(m.value for m in Mode)
 CACHE_CHOICES = tuple(c.value for c in CacheStrategy)
+EFFORT_CHOICES = ("low", "medium", "high", "xhigh", "max")  # matrec.models.EFFORT_LEVELS, which loads pydantic
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -82,7 +91,24 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--context", default="", help="the part's job, loads, temperature, environment, quantity")
     ask = commands.add_parser("ask", parents=[common], help="a text-only consultation")
     ask.add_argument("text")
+    _eval_parser(commands)
     return parser
+
+
+def _eval_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = commands.add_parser(
+        "eval", help="run a labelled dataset (JSONL) through modes and strategies; write a report"
+    )
+    evaluate.add_argument("dataset", type=Path, metavar="DATASET")
+    evaluate.add_argument("--mode", nargs="+", choices=MODE_CHOICES, default=["single", "parallel"])
+    evaluate.add_argument("--strategy", nargs="+", choices=STRATEGY_CHOICES, default=list(STRATEGY_CHOICES))
+    evaluate.add_argument("--effort", nargs="+", choices=EFFORT_CHOICES, help="default: MATREC_BRANCH_EFFORT")
+    evaluate.add_argument("--model", nargs="+", help="default: MATREC_MODEL")
+    evaluate.add_argument("--repetitions", type=int, default=1, help="consultations per case and arm")
+    evaluate.add_argument("--out", type=Path, default=Path("."), help="report folder (default: here)")
+    evaluate.add_argument("--yes", action="store_true", help="run without asking (needed without a terminal)")
+    evaluate.add_argument("--max-cost", type=float, metavar="USD", help="start no consultation once this is spent")
+    evaluate.add_argument("--cache-dir", type=Path, help="per-consultation results (default: OUT/.matrec-eval-cache)")
 
 
 def _weights(text: str) -> dict[Dimension, float]:
@@ -101,6 +127,13 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     settings = _load_settings()
     if isinstance(settings, str):
         return _fail(f"bad setting {settings}", EXIT_BAD_INPUT)
+    if args.command == "eval":
+        from matrec.eval.command import run_command
+
+        try:
+            return run_command(args, settings, out)
+        except BadInputError as error:
+            return _fail(str(error), EXIT_BAD_INPUT)
     output = _Output(args.json, out)
     try:
         code = asyncio.run(_main(args, settings, output))
