@@ -57,7 +57,7 @@ PHOTOS_DIR = "photos"
 MAX_CONSULTATIONS = 1_000_000  # read at most this many consultations (newest first) in one export
 DOWNLOADS_AT_ONCE = 4  # files.info is Tier 4 (100+/min); a few downloads at a time stay well inside it
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp", "heif": "heic"}
-_USER_ID = re.compile(r"@[UW][A-Z0-9]{2,}\b")
+_USER_ID = re.compile(r"@[UW][A-Z0-9]+\b")  # what plain_text leaves of a mention of a person
 
 Warn = Callable[[str], None]
 

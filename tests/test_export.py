@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +16,7 @@ from bot import actions
 from bot.export import ExportSummary, export_feedback, team_choice
 from bot.files import FileFetcher
 from bot.service import slack_client
-from bot.store import Consultation, Feedback, Store
+from bot.store import Consultation, Feedback, Rating, Store
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
 from emulators.slack_faults import TransportFault
@@ -49,17 +49,18 @@ async def consult(
             sent = await upload(slack, photo, text=text)
             await wait_finished(slack, sent)
             (record,) = await store.for_message(sent.channel, sent.ts)
-            assert record.board_ts is not None
+            board = record.board_ts
+            assert board is not None
             for user, action, chosen, shown in clicks:
                 selected = f"{record.id}:{chosen}" if chosen else None
-                await slack.click(user, GENERAL, record.board_ts, action, selected=selected)
-                await slack.wait_until(
-                    lambda ts=record.board_ts, s=shown: s in rendered(slack.message(GENERAL, ts)),
-                    WAIT_S,
-                    what=shown,
-                )
+                await slack.click(user, GENERAL, board, action, selected=selected)
+                await slack.wait_until(_showing(slack, board, shown), WAIT_S, what=shown)
             records.append(record)
     return records
+
+
+def _showing(slack: SlackEmulator, board: str, text: str) -> Callable[[], bool]:
+    return lambda: text in rendered(slack.message(GENERAL, board))
 
 
 def database(tmp_path: Path) -> str:
@@ -67,7 +68,13 @@ def database(tmp_path: Path) -> str:
 
 
 async def export(
-    slack: SlackEmulator, tmp_path: Path, out: Path, *, photos: bool = True, **options: object
+    slack: SlackEmulator,
+    tmp_path: Path,
+    out: Path,
+    *,
+    photos: bool = True,
+    since: date | None = None,
+    channels: Collection[str] = (),
 ) -> tuple[ExportSummary, list[str]]:
     """export_feedback on the bot's database with a fetcher on the emulator; the summary and warnings."""
     warnings: list[str] = []
@@ -78,8 +85,9 @@ async def export(
             store,
             out,
             fetcher=fetcher if photos else None,
+            since=since,
+            channels=channels,
             warn=warnings.append,
-            **options,  # type: ignore[arg-type]
         )
     return summary, warnings
 
@@ -107,8 +115,7 @@ async def test_the_team_choices_become_labels_with_their_photos_and_nothing_else
                 "Pump bracket, 20 kg, indoors",
                 [
                     (ALICE, actions.CHOSE, "metal", "Metal ×1"),
-                    (ALICE, actions.CHOSE, "polymer", "Polymer ×1"),  # a change replaces alice's metal
-                    (BOB, actions.CHOSE, "polymer", "Polymer ×2"),
+                    (ALICE, actions.CHOSE, "polymer", "Polymer ×1"),  # a change replaces her metal
                 ],
             ),
             (
@@ -128,12 +135,13 @@ async def test_the_team_choices_become_labels_with_their_photos_and_nothing_else
     dataset = load_dataset(out)
     assert [c.id for c in dataset.cases] == [changed.id, tied.id]  # oldest first; helpful-only and silent left out
     first, second = case_of(dataset, changed), case_of(dataset, tied)
-    assert first["expected"] == [M.POLYMER]  # alice's change counted once, her latest
+    assert first["expected"] == [M.POLYMER]  # alice's change counted once, her latest (not a metal-polymer tie)
     assert second["expected"] == [M.COMPOSITE, M.CERAMIC]  # a tie: both acceptable, the latest choice first
     assert first["text"] == "Pump bracket, 20 kg, indoors" and second["text"] == "Kiln shelf support, 1200 °C"
     assert first["reference_scores"] is None
     today = datetime.now(UTC).date().isoformat()
-    assert first["source"] == f"team feedback, 2 people, {GENERAL} {today}"
+    assert first["source"] == f"team feedback, 1 person, {GENERAL} {today}"
+    assert second["source"] == f"team feedback, 2 people, {GENERAL} {today}"
     assert first["image"] == f"photos/{changed.id}-1.jpg"
     assert (out.parent / f"photos/{changed.id}-1.jpg").read_bytes() == RED
     assert (out.parent / f"photos/{tied.id}-1.jpg").read_bytes() == GREEN
@@ -189,7 +197,10 @@ async def test_python_m_bot_export_feedback_writes_the_dataset_and_says_what_it_
         slack,
         claude,
         tmp_path,
-        [(RED, "Wall bracket", [(ALICE, actions.CHOSE, "metal", "Metal ×1")]), (GREEN, "Gear", [])],
+        [
+            (RED, f"Wall bracket, <@{BOB}> knows the load", [(ALICE, actions.CHOSE, "metal", "Metal ×1")]),
+            (GREEN, "Gear", []),
+        ],
     )
     env = _env(tmp_path, SLACK_BOT_TOKEN=slack.bot_token, SLACK_API_URL=slack.api_url, DATABASE_URL=database(tmp_path))
 
@@ -201,8 +212,10 @@ async def test_python_m_bot_export_feedback_writes_the_dataset_and_says_what_it_
     )
     (case,) = load_dataset(tmp_path / "out" / "team.jsonl").cases
     assert (case.id, case.expected) == (chosen.id, [M.METAL])
+    assert case.text == "Wall bracket, @someone knows the load"  # the context matrec got, minus a user id
     assert (tmp_path / "out" / str(case.image)).read_bytes() == RED
-    assert slack.bot_token.encode() not in everything_written(tmp_path / "out") + stdout.encode()
+    written = everything_written(tmp_path / "out")
+    assert slack.bot_token.encode() not in written + stdout.encode() and BOB.encode() not in written
 
 
 async def test_photos_without_a_bot_token_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -226,12 +239,12 @@ async def test_a_missing_database_file_is_refused_rather_than_created(tmp_path: 
 def test_the_most_chosen_class_wins_and_a_tie_lists_the_latest_first() -> None:
     start = datetime(2030, 1, 1, tzinfo=UTC)
 
-    def said(user: str, minute: int, chosen: MaterialClass | None, rating: str | None = None) -> Feedback:
+    def said(user: str, minute: int, chosen: MaterialClass | None, rating: Rating | None = None) -> Feedback:
         return Feedback(
             consultation_id="c",
             user_id=user,
             chosen=chosen,
-            rating=rating,  # type: ignore[arg-type]
+            rating=rating,
             updated_at=start + timedelta(minutes=minute),
         )
 
