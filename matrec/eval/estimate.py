@@ -117,7 +117,7 @@ def estimate(plan: EvalPlan, settings: EngineSettings, dataset: Dataset | None =
         image_tokens=images,
         output_tokens=total.output_tokens,
         thinking_tokens=thinking,
-        usd=None if unpriced else round(usd, 4),
+        usd=None if unpriced else usd,
         unpriced=unpriced,
         note=_note(plan, settings),
     )
