@@ -32,7 +32,7 @@ HEIGHT_IN: Final = 4.8
 FONT_PT: Final = 12
 TITLE_PT: Final = 14
 SCORE_MAX: Final = 10.0
-POINT_ALPHA: Final = 0.35  # overlapping integer-ish scores show as darker points
+POINT_ALPHA: Final = 0.5  # overlapping integer-ish scores show as darker points
 TOP1_COLOUR: Final = "#1565c0"
 TOP2_COLOUR: Final = "#90caf9"
 POINT_COLOUR: Final = "#1565c0"
@@ -106,7 +106,7 @@ def write_plots(cases: Sequence[Case], data: ReportData, out_dir: Path) -> list[
             scatter_plot(
                 out_dir / RECALIBRATION_PNG,
                 recalibrated,
-                title="What recalibration did: the specialists' scores against the aggregator's",
+                title="Recalibration: specialists' scores against calibrated",
                 x_label="branch (specialist) score",
                 y_label="calibrated score",
             )
@@ -145,17 +145,18 @@ def accuracy_plot(path: Path, bars: Sequence[AccuracyBar]) -> Path:
         ]
         axes.bar([p + offset for p in positions], heights, width, yerr=errors, capsize=4, color=colour, label=name)
     axes.set_xticks(positions, [b.label for b in bars], fontsize=FONT_PT, rotation=20 if len(bars) > 4 else 0)
-    axes.set_ylim(0, 105)
+    axes.set_ylim(0, 118)  # headroom above 100% for the legend
+    axes.set_yticks(range(0, 101, 20))
     axes.set_ylabel("accuracy (%), 95% bootstrap CI", fontsize=FONT_PT)
     axes.set_title("Expected best class found, per mode and strategy", fontsize=TITLE_PT)
-    axes.legend(fontsize=FONT_PT - 1, loc="lower right")
+    axes.legend(fontsize=FONT_PT - 1, loc="upper center", ncols=2, frameon=False)
     _tidy(axes)
     return _save(figure, path)
 
 
 def scatter_plot(path: Path, panels: Sequence[ScatterPanel], *, title: str, x_label: str, y_label: str) -> Path:
     """One 0-10 scatter per arm side by side, each with the y = x line (points on it agree)."""
-    figure = _figure(PANEL_WIDTH_IN * len(panels) + 0.5, PANEL_HEIGHT_IN + 0.6)
+    figure = _figure(max(MIN_WIDTH_IN, PANEL_WIDTH_IN * len(panels) + 0.5), PANEL_HEIGHT_IN + 0.6)
     for index, panel in enumerate(panels, start=1):
         axes = figure.add_subplot(1, len(panels), index)
         axes.plot([0, SCORE_MAX], [0, SCORE_MAX], color=IDENTITY_COLOUR, linestyle="--", linewidth=1, label="y = x")
@@ -164,7 +165,6 @@ def scatter_plot(path: Path, panels: Sequence[ScatterPanel], *, title: str, x_la
             axes.scatter(xs, ys, s=22, alpha=POINT_ALPHA, color=POINT_COLOUR, edgecolors="none")
         axes.set_xlim(-0.3, SCORE_MAX + 0.3)
         axes.set_ylim(-0.3, SCORE_MAX + 0.3)
-        axes.set_aspect("equal")
         axes.set_title(f"{panel.label} (n = {len(panel.points)})", fontsize=FONT_PT)
         axes.set_xlabel(x_label, fontsize=FONT_PT)
         if index == 1:
@@ -205,7 +205,7 @@ def _figure(width_in: float, height_in: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width_in, height_in), dpi=DPI)
+    figure = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")  # room for every label
     FigureCanvasAgg(figure)  # attaches itself to the figure
     return figure
 
@@ -216,7 +216,6 @@ def _tidy(axes: Axes) -> None:
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    figure.tight_layout()
     # No creation date or software version in the file, so a rerun on the same data writes the same bytes.
     figure.savefig(path, format="png", metadata={"Software": None})
     return path

@@ -33,6 +33,11 @@ EMULATOR_WARNING: Final = (
     "the report shows the mechanics only."
 )
 NA: Final = "n/a"
+AUTHOR_ESTIMATE_NOTE: Final = (
+    "Author estimates (as in the example set shipped with matrec) are the dataset authors' judgement, "
+    "not an expert panel's mean: read these columns as agreement with that judgement, and top-1/top-2 "
+    "accuracy as the headline."
+)
 
 
 @dataclass(frozen=True)
@@ -255,9 +260,7 @@ def _scores(results: EvalResults, data: ReportData) -> str:
     rows = [
         "## Scores against the reference",
         "",
-        f"Reference scores: {said}. Where they are author estimates (as in the example set shipped with "
-        "matrec), they are one engineer's judgement, not an expert panel's mean: read these columns as "
-        "agreement with that judgement, and top-1/top-2 accuracy as the headline.",
+        f"Reference scores: {said}. " + (AUTHOR_ESTIMATE_NOTE if any("author" in o.lower() for o in origins) else ""),
         "",
         "| Arm | MAE (95% CI) | Bias (95% CI) | Rank correlation (95% CI) | Scenario sensitivity (95% CI) |",
         "|---|--:|--:|--:|--:|",
