@@ -239,14 +239,17 @@ async def test_an_interrupted_run_resumes_without_repeating_finished_consultatio
 
 
 async def test_max_cost_stops_starting_consultations(claude: ClaudeEmulator, tmp_path: Path) -> None:
+    events: list[EvalProgress] = []
     results = await _run(
         claude,
         _dataset(tmp_path),
         tmp_path / "cache",
         modes=(Mode.PARALLEL,),
         max_cost_usd=0.000_001,
+        on_progress=events.append,
         settings={"max_consultations": 1},
     )
     assert results.consultations_run == 1 and len(claude.requests) == 7
     assert results.stopped is not None and "--max-cost" in results.stopped
     assert [len(a.outcomes) for a in results.arms] == [1, 1, 1]
+    assert (events[-1].done, events[-1].skipped) == (3, 2)

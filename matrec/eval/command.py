@@ -162,6 +162,8 @@ class _ProgressSink:
 
     def __call__(self, event: EvalProgress) -> None:
         detail = f"{event.cached} cached, {event.failed} failed, ${event.cost_usd:.2f}"
+        if event.skipped:
+            detail += f", {event.skipped} skipped (cost limit)"
         self.progress.update(self.task, completed=event.done, total=event.total, detail=detail)
 
 

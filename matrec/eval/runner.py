@@ -76,12 +76,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EvalProgress:
-    """Where a run stands: consultations finished (run or read from the cache) of the total."""
+    """Where a run stands: consultations finished (run, read from the cache, or skipped) of the total."""
 
     done: int
     total: int
     cached: int
     failed: int
+    skipped: int  # not started: the cost limit was reached
     cost_usd: float  # spent by this run so far (priced models only)
 
 
@@ -198,7 +199,7 @@ class _EvalRun:
         self.engines: dict[tuple[str, Effort], Engine] = {}
         self.spent_usd = 0.0
         self.unpriced: set[str] = set()
-        self.calls = self.ran = self.cached = self.failed = self.done = 0
+        self.calls = self.ran = self.cached = self.failed = self.skipped = self.done = 0
         self.stopped: str | None = None
 
     async def all(self) -> list[tuple[CachedOutcome, bool] | None]:
@@ -225,6 +226,9 @@ class _EvalRun:
                         f"stopped at the cost limit: ${self.spent_usd:.2f} spent of --max-cost "
                         f"${self.max_cost_usd:.2f}; consultations not started are left out"
                     )
+                    self.skipped += 1
+                    self.done += 1
+                    self._report()
                     return None
                 outcome = await self.consult(consultation, key)
             _store(path, outcome)
@@ -281,7 +285,7 @@ class _EvalRun:
     def _report(self) -> None:
         if self.on_progress is not None:
             total = len(self.consultations)
-            self.on_progress(EvalProgress(self.done, total, self.cached, self.failed, self.spent_usd))
+            self.on_progress(EvalProgress(self.done, total, self.cached, self.failed, self.skipped, self.spent_usd))
 
 
 def _settings_for(settings: EngineSettings, model: str, effort: Effort) -> EngineSettings:
