@@ -114,7 +114,10 @@ async def export_feedback(
     failures = 0
     if fetcher is not None:
         photos = _Photos(fetcher, out.parent, warn)
-        images = list(await asyncio.gather(*(photos.first_of(c) for c, _, _ in labelled)))
+        # A refused download is a warning inside its job; anything else (a full disk) stops the export.
+        async with asyncio.TaskGroup() as group:
+            jobs = [group.create_task(photos.first_of(c)) for c, _, _ in labelled]
+        images = [job.result() for job in jobs]
         failures = photos.failures
     cases: list[Case] = []
     for (consultation, feedback, expected), image in zip(labelled, images, strict=True):
@@ -164,8 +167,9 @@ class _Photos:
 
     async def first_of(self, consultation: Consultation) -> str | None:
         """Download every photo of `consultation`; the first saved one's path relative to the folder."""
-        saved = await asyncio.gather(*(self._save(consultation, n, f) for n, f in enumerate(consultation.files, 1)))
-        return next((path for path in saved if path is not None), None)
+        async with asyncio.TaskGroup() as group:
+            jobs = [group.create_task(self._save(consultation, n, f)) for n, f in enumerate(consultation.files, 1)]
+        return next((path for job in jobs if (path := job.result()) is not None), None)
 
     async def _save(self, consultation: Consultation, n: int, file: StoredFile) -> str | None:
         # A stub makes the fetcher ask files.info for the URL: the store keeps only the file's id.

@@ -23,7 +23,7 @@ from emulators.slack_faults import TransportFault
 from matrec.eval.dataset import Dataset, load_dataset
 from matrec.images import MAX_BYTES
 from matrec.materials import MaterialClass
-from tests.bot_support import ALICE, BOB, GENERAL, WAIT_S, bot_settings, rendered, running_bot, upload, wait_finished
+from tests.bot_support import ALICE, BOB, GENERAL, WAIT_S, Upload, bot_settings, rendered, running_bot, wait_finished
 from tests.engine_support import jpeg_bytes
 
 M = MaterialClass
@@ -37,16 +37,19 @@ Click = tuple[str, str, str, str]  # (user, action id, chosen class or "", the b
 
 
 async def consult(
-    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path, parts: Sequence[tuple[bytes, str, list[Click]]]
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path, parts: Sequence[tuple[list[bytes], str, list[Click]]]
 ) -> list[Consultation]:
-    """Run the bot; upload each (photo, text), make its clicks one by one; stop the bot; the records."""
+    """Run the bot; upload each (photos, text) as alice, make its clicks one by one; stop the bot; the records."""
     records: list[Consultation] = []
     async with (
         running_bot(slack, claude, bot_settings(slack, tmp_path), max_retries=0),
         await Store.open(database(tmp_path)) as store,
     ):
-        for photo, text, clicks in parts:
-            sent = await upload(slack, photo, text=text)
+        for photos, text, clicks in parts:
+            files = [slack.add_file(p, f"view{n}.jpg", "image/jpeg", "jpg") for n, p in enumerate(photos, 1)]
+            event = slack.upload_message(GENERAL, ALICE, text, files)
+            await slack.deliver_event(event)
+            sent = Upload.of(event)
             await wait_finished(slack, sent)
             (record,) = await store.for_message(sent.channel, sent.ts)
             board = record.board_ts
@@ -111,7 +114,7 @@ async def test_the_team_choices_become_labels_with_their_photos_and_nothing_else
         tmp_path,
         [
             (
-                RED,
+                [RED],
                 "Pump bracket, 20 kg, indoors",
                 [
                     (ALICE, actions.CHOSE, "metal", "Metal ×1"),
@@ -119,12 +122,12 @@ async def test_the_team_choices_become_labels_with_their_photos_and_nothing_else
                 ],
             ),
             (
-                GREEN,
+                [GREEN],
                 "Kiln shelf support, 1200 °C",
                 [(ALICE, actions.CHOSE, "ceramic", "Ceramic ×1"), (BOB, actions.CHOSE, "composite", "Composite ×1")],
             ),
-            (BLUE, "Garden bench slats", [(ALICE, actions.HELPFUL, "", "1 found it helpful")]),
-            (GREY, "Drone arm", []),
+            ([BLUE], "Garden bench slats", [(ALICE, actions.HELPFUL, "", "1 found it helpful")]),
+            ([GREY], "Drone arm", []),
         ],
     )
     out = tmp_path / "export" / "team.jsonl"
@@ -155,7 +158,7 @@ async def test_a_photo_that_cannot_be_downloaded_leaves_its_case_text_only_with_
     slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
 ) -> None:
     (record,) = await consult(
-        slack, claude, tmp_path, [(RED, "Hot-water gasket", [(BOB, actions.CHOSE, "elastomer", "Elastomer ×1")])]
+        slack, claude, tmp_path, [([RED], "Hot-water gasket", [(BOB, actions.CHOSE, "elastomer", "Elastomer ×1")])]
     )
     slack.fail_transport("files.info", TransportFault.RESET, count=5)  # more than the client's retries
     out = tmp_path / "team.jsonl"
@@ -173,7 +176,7 @@ async def test_since_channels_and_no_photos_narrow_the_export(
     slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
 ) -> None:
     (record,) = await consult(
-        slack, claude, tmp_path, [(RED, "Food-contact housing", [(ALICE, actions.CHOSE, "polymer", "Polymer ×1")])]
+        slack, claude, tmp_path, [([RED], "Food-contact housing", [(ALICE, actions.CHOSE, "polymer", "Polymer ×1")])]
     )
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
     out = tmp_path / "team.jsonl"
@@ -198,8 +201,8 @@ async def test_python_m_bot_export_feedback_writes_the_dataset_and_says_what_it_
         claude,
         tmp_path,
         [
-            (RED, f"Wall bracket, <@{BOB}> knows the load", [(ALICE, actions.CHOSE, "metal", "Metal ×1")]),
-            (GREEN, "Gear", []),
+            ([RED], f"Wall bracket, <@{BOB}> knows the load", [(ALICE, actions.CHOSE, "metal", "Metal ×1")]),
+            ([GREEN], "Gear", []),
         ],
     )
     env = _env(tmp_path, SLACK_BOT_TOKEN=slack.bot_token, SLACK_API_URL=slack.api_url, DATABASE_URL=database(tmp_path))
@@ -234,6 +237,22 @@ async def test_a_missing_database_file_is_refused_rather_than_created(tmp_path: 
     code, _, stderr = await _run(["export-feedback", "x.jsonl", "--no-photos"], env, tmp_path)
     assert code == 2 and "no database at" in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "nowhere.db").exists() and not (tmp_path / "x.jsonl").exists()
+
+
+async def test_a_case_shows_the_first_of_several_photos_and_the_others_are_saved_beside_it(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    (record,) = await consult(
+        slack, claude, tmp_path, [([RED, GREEN], "Two views of a hinge", [(BOB, actions.CHOSE, "metal", "Metal ×1")])]
+    )
+    out = tmp_path / "team.jsonl"
+
+    summary, warnings = await export(slack, tmp_path, out)
+
+    (case,) = load_dataset(out).cases
+    assert (summary.photos, warnings, case.image) == (1, [], f"photos/{record.id}-1.jpg")
+    assert (tmp_path / f"photos/{record.id}-1.jpg").read_bytes() == RED
+    assert (tmp_path / f"photos/{record.id}-2.jpg").read_bytes() == GREEN
 
 
 def test_the_most_chosen_class_wins_and_a_tie_lists_the_latest_first() -> None:
