@@ -50,7 +50,7 @@ def cases() -> list[Case]:
 
 
 def outcome(
-    case_id: str, best: MaterialClass | None, *, shift: float, branch_shift: float | None, latency: float
+    case_id: str, best: MaterialClass | None, *, shift: float, branch_shift: float, latency: float, calls: int
 ) -> Outcome:
     """A consultation whose scores are the reference plus `shift` (and branch scores plus `branch_shift`)."""
     reference = dict(zip(CLASS_ORDER, REFERENCES[case_id][1], strict=True))
@@ -66,26 +66,25 @@ def outcome(
         cost_usd=None if best is None else 0.002 * (1 + latency),
         tokens=0 if best is None else int(1000 * latency),
     )
-    branch = (
-        {} if branch_shift is None or best is None else {c: min(10.0, s + branch_shift) for c, s in reference.items()}
-    )
+    branch = {} if best is None else {c: min(10.0, s + branch_shift) for c, s in reference.items()}
     return Outcome(
         prediction=prediction,
         branch_scores=branch,
         calibrated_scores=scores,
         failure="every call failed" if best is None else None,
-        calls=0 if best is None else (1 if branch_shift is None else 7),
+        calls=0 if best is None else calls,
     )
 
 
 def results(*, emulated: bool = True, with_references: bool = True) -> EvalResults:
     """Single over-rates by a point and fails once; parallel's branches over-rate and its aggregator corrects them."""
     single = [
-        outcome(case_id, best, shift=1.0, branch_shift=None, latency=1.0 + 0.1 * i)
+        # The runner gives single mode "branch" scores too: the one prompt's own, equal to its verdict's.
+        outcome(case_id, best, shift=1.0, branch_shift=1.0, latency=1.0 + 0.1 * i, calls=1)
         for i, (case_id, best) in enumerate(SINGLE_BEST.items())
     ]
     parallel = [
-        outcome(case_id, best, shift=0.0, branch_shift=1.0, latency=2.0 + 0.2 * i)
+        outcome(case_id, best, shift=0.0, branch_shift=1.0, latency=2.0 + 0.2 * i, calls=7)
         for i, (case_id, best) in enumerate(PARALLEL_BEST.items())
     ]
     the_cases = cases() if with_references else [c.model_copy(update={"reference_scores": None}) for c in cases()]
@@ -217,7 +216,7 @@ def test_the_recalibration_section_shows_branch_bias_corrected_by_the_aggregator
 ) -> None:
     _, _, files = written
     rows = table_rows(files.markdown.read_text(encoding="utf-8"), "What the aggregator's recalibration did")
-    assert list(rows) == ["parallel+claude"]  # single has no branches
+    assert list(rows) == ["parallel+claude"]  # one prompt has no aggregator to recalibrate
     cells, bias, _, _, shift, _ = rows["parallel+claude"]
     # 4 consultations x 6 classes; branches are the reference + 1 (capped at 10: the kiln's
     # ceramic 9 -> 10 is a full point too), calibrated the reference itself.

@@ -186,8 +186,11 @@ def _paired(
 
 
 def _recalibration(results: EvalResults, found: ArmResults, several: tuple[bool, bool]) -> Recalibration | None:
-    """Branch vs calibrated scores of a claude-strategy arm whose outcomes carry branch scores."""
-    if found.arm.strategy is not Strategy.CLAUDE or not any(o.branch_scores for o in found.outcomes):
+    """Branch vs calibrated scores of a claude-strategy panel arm whose outcomes carry branch scores."""
+    # One prompt has no aggregator: its per-class scores are its verdict, so there is nothing to compare.
+    if found.arm.strategy is not Strategy.CLAUDE or found.arm.mode is Mode.SINGLE:
+        return None
+    if not any(o.branch_scores for o in found.outcomes):
         return None
     references = {case.id: case.scores_0_10() or {} for case in results.cases}
     branch: list[Prediction] = []
