@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
         try:
             return run_command(args, settings, out)
-        except BadInputError as error:
+        except (BadInputError, ConfigError) as error:
             return _fail(str(error), EXIT_BAD_INPUT)
     output = _Output(args.json, out)
     try:

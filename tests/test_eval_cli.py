@@ -131,5 +131,15 @@ async def test_max_cost_stops_the_run_and_says_so(
     assert len(emulator.requests) == 7
 
 
+async def test_without_an_api_key_it_exits_2_saying_which_variable(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, output = await _eval(str(dataset), "--yes", "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "calls, about $" in output  # the estimate needs no key
+    assert "ANTHROPIC_API_KEY is not set" in capsys.readouterr().err
+    assert not list((tmp_path / "o").rglob("*.json"))
+
+
 def test_the_effort_choices_are_the_models_effort_levels() -> None:
     assert EFFORT_CHOICES == EFFORT_LEVELS

@@ -144,7 +144,8 @@ async def run_eval(
     """Run every consultation of `plan` (cached ones are read instead) and collect the predictions.
 
     Stops starting consultations once this run has spent `max_cost_usd` (the results say so);
-    raises BadInputError for a bad dataset. Cancelling it keeps every finished consultation cached.
+    raises BadInputError for a bad dataset, ConfigError without an API key. Cancelling it keeps
+    every finished consultation cached.
     """
     started = datetime.now(UTC)
     dataset = dataset or load_dataset(plan.dataset)
@@ -205,8 +206,11 @@ class _EvalRun:
     async def all(self) -> list[tuple[CachedOutcome, bool] | None]:
         """Every consultation's outcome (and whether it came from the cache) in plan order; None: not started."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._report()
         try:
+            for model in self.plan.models:  # a missing API key (ConfigError) stops the run before it starts
+                for effort in self.plan.efforts:
+                    self.engine(model, effort)
+            self._report()
             return list(await asyncio.gather(*(self.one(c) for c in self.consultations)))
         finally:
             for engine in self.engines.values():
