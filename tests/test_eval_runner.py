@@ -253,3 +253,12 @@ async def test_max_cost_stops_starting_consultations(claude: ClaudeEmulator, tmp
     assert results.stopped is not None and "--max-cost" in results.stopped
     assert [len(a.outcomes) for a in results.arms] == [1, 1, 1]
     assert (events[-1].done, events[-1].skipped) == (3, 2)
+
+
+async def test_nested_mode_makes_the_calls_the_estimate_counts(claude: ClaudeEmulator, tmp_path: Path) -> None:
+    dataset = _dataset(tmp_path, CASES[:1])
+    settings = _settings(claude, conditions=["dry", "wet"])
+    plan = EvalPlan(dataset=dataset, modes=(Mode.NESTED,), strategies=ALL_STRATEGIES)
+    results = await run_eval(plan, settings, cache_dir=tmp_path / "cache")
+    assert len(claude.requests) == results.actual_calls == estimate(plan, settings).calls == 6 * 2 + 1
+    assert all(a.predictions()[0].best is not None for a in results.arms)
