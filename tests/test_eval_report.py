@@ -311,3 +311,38 @@ def test_importing_the_report_does_not_import_matplotlib() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=repo, check=False
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_run_with_several_efforts_names_the_effort_in_each_arm(tmp_path: Path) -> None:
+    run = results()
+    high = [a.model_copy(update={"arm": a.arm.model_copy(update={"effort": "high"})}) for a in run.arms]
+    run = run.model_copy(
+        update={"arms": run.arms + high, "plan": run.plan.model_copy(update={"efforts": ("medium", "high")})}
+    )
+    files = write_report(run, tmp_path, resamples=RESAMPLES)
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert list(table_rows(markdown, "Headline")) == [
+        "single+claude · medium",
+        "parallel+claude · medium",
+        "single+claude · high",
+        "parallel+claude · high",
+    ]
+    paired = table_rows(markdown, "Single prompt against the panel (paired)")
+    assert list(paired) == [
+        "parallel+claude · medium − single+claude · medium",
+        "parallel+claude · high − single+claude · high",
+    ]
+    assert "| Efforts | medium, high |" in markdown
+
+
+def test_a_stopped_run_says_why_and_that_cached_consultations_cost_nothing_now(tmp_path: Path) -> None:
+    run = results().model_copy(
+        update={"stopped": "the cost limit of $0.04 was reached", "consultations_run": 5, "consultations_cached": 3}
+    )
+    markdown = write_report(run, tmp_path, resamples=RESAMPLES).markdown.read_text(encoding="utf-8")
+    header = markdown.split("## Headline")[0]
+    assert "**The run stopped early: the cost limit of $0.04 was reached.**" in header
+    assert "| Consultations | 8 planned: 5 run now, 3 from the cache, 1 without a recommendation |" in header
+    assert "3 consultations came from the cache and cost nothing now" in markdown
+    # $0.04 over the 5 run now against the estimate's $0.05 over 8: $0.0080 vs $0.0063 each.
+    assert "Per consultation: estimated $0.0063, actual $0.0080 (128% of the estimate)." in markdown

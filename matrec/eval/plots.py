@@ -41,6 +41,8 @@ ACCURACY_PNG: Final = "accuracy.png"
 SCORES_PNG: Final = "scores_vs_reference.png"
 RECALIBRATION_PNG: Final = "recalibration.png"
 LATENCY_PNG: Final = "latency.png"
+LEVEL_LABELS_MAX: Final = 4  # arm names side by side before they slant
+EMULATOR_TITLE_NOTE: Final = "\n(emulator: scripted answers, mechanics only)"
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,18 @@ class ScatterPanel:
     points: list[tuple[float, float]]
 
 
-def write_plots(cases: Sequence[Case], data: ReportData, out_dir: Path) -> list[Path]:
-    """Write the plots the data supports into `out_dir`; returns their paths, accuracy first."""
+def write_plots(cases: Sequence[Case], data: ReportData, out_dir: Path, *, emulated: bool = False) -> list[Path]:
+    """Write the plots the data supports into `out_dir`; returns their paths, accuracy first.
+
+    With `emulated`, every title says so: a plot travels without the report's warning.
+    """
+    note = EMULATOR_TITLE_NOTE if emulated else ""
     written = [
-        accuracy_plot(out_dir / ACCURACY_PNG, [AccuracyBar(s.label, s.summary.top1, s.summary.top2) for s in data.arms])
+        accuracy_plot(
+            out_dir / ACCURACY_PNG,
+            [AccuracyBar(s.label, s.summary.top1, s.summary.top2) for s in data.arms],
+            title="Expected best class found, per mode and strategy" + note,
+        )
     ]
     primary = _primary_arms(data)
     references = {case.id: case.scores_0_10() or {} for case in cases}
@@ -84,7 +94,7 @@ def write_plots(cases: Sequence[Case], data: ReportData, out_dir: Path) -> list[
             scatter_plot(
                 out_dir / SCORES_PNG,
                 scatter,
-                title="Predicted against reference scores",
+                title="Predicted against reference scores" + note,
                 x_label="reference score (0-10)",
                 y_label="predicted score (0-10)",
             )
@@ -106,7 +116,7 @@ def write_plots(cases: Sequence[Case], data: ReportData, out_dir: Path) -> list[
             scatter_plot(
                 out_dir / RECALIBRATION_PNG,
                 recalibrated,
-                title="Recalibration: specialists' scores against calibrated",
+                title="Recalibration: specialists' scores against calibrated" + note,
                 x_label="branch (specialist) score",
                 y_label="calibrated score",
             )
@@ -115,7 +125,13 @@ def write_plots(cases: Sequence[Case], data: ReportData, out_dir: Path) -> list[
         (s.label, [o.prediction.latency_s for o in s.outcomes if o.prediction.latency_s is not None]) for s in primary
     ]
     if any(values for _, values in latencies):
-        written.append(latency_plot(out_dir / LATENCY_PNG, [(label, v) for label, v in latencies if v]))
+        written.append(
+            latency_plot(
+                out_dir / LATENCY_PNG,
+                [(label, v) for label, v in latencies if v],
+                title="Latency: each consultation's own critical path" + note,
+            )
+        )
     return written
 
 
@@ -128,7 +144,7 @@ def _primary_arms(data: ReportData) -> list[ArmSummary]:
     return [s for s in data.arms if s.arm.strategy is primary]
 
 
-def accuracy_plot(path: Path, bars: Sequence[AccuracyBar]) -> Path:
+def accuracy_plot(path: Path, bars: Sequence[AccuracyBar], *, title: str) -> Path:
     """Top-1 and top-2 accuracy per arm as paired bars with 95% bootstrap error bars."""
     figure = _figure(max(MIN_WIDTH_IN, BAR_WIDTH_IN_PER_ARM * len(bars) + 1.5), HEIGHT_IN)
     axes = figure.add_subplot()
@@ -144,11 +160,11 @@ def accuracy_plot(path: Path, bars: Sequence[AccuracyBar]) -> Path:
             [max(0.0, (v.ci_high - v.value) * 100) for v in values],
         ]
         axes.bar([p + offset for p in positions], heights, width, yerr=errors, capsize=4, color=colour, label=name)
-    axes.set_xticks(positions, [b.label for b in bars], fontsize=FONT_PT, rotation=20 if len(bars) > 4 else 0)
+    _arm_ticks(axes, positions, [b.label for b in bars])
     axes.set_ylim(0, 118)  # headroom above 100% for the legend
     axes.set_yticks(range(0, 101, 20))
     axes.set_ylabel("accuracy (%), 95% bootstrap CI", fontsize=FONT_PT)
-    axes.set_title("Expected best class found, per mode and strategy", fontsize=TITLE_PT)
+    axes.set_title(title, fontsize=TITLE_PT)
     axes.legend(fontsize=FONT_PT - 1, loc="upper center", ncols=2, frameon=False)
     _tidy(axes)
     return _save(figure, path)
@@ -175,7 +191,7 @@ def scatter_plot(path: Path, panels: Sequence[ScatterPanel], *, title: str, x_la
     return _save(figure, path)
 
 
-def latency_plot(path: Path, series: Sequence[tuple[str, list[float]]]) -> Path:
+def latency_plot(path: Path, series: Sequence[tuple[str, list[float]]], *, title: str) -> Path:
     """Each arm's consultation latencies (own critical path) as a box plot with the points over it."""
     figure = _figure(max(MIN_WIDTH_IN, BAR_WIDTH_IN_PER_ARM * len(series) + 1.5), HEIGHT_IN)
     axes = figure.add_subplot()
@@ -192,10 +208,10 @@ def latency_plot(path: Path, series: Sequence[tuple[str, list[float]]]) -> Path:
             color=POINT_COLOUR,
             edgecolors="none",
         )
-    axes.set_xticks(positions, [label for label, _ in series], fontsize=FONT_PT, rotation=20 if len(series) > 4 else 0)
+    _arm_ticks(axes, positions, [label for label, _ in series])
     axes.set_ylim(bottom=0)
     axes.set_ylabel("seconds per consultation", fontsize=FONT_PT)
-    axes.set_title("Latency: each consultation's own critical path", fontsize=TITLE_PT)
+    axes.set_title(title, fontsize=TITLE_PT)
     _tidy(axes)
     return _save(figure, path)
 
@@ -208,6 +224,14 @@ def _figure(width_in: float, height_in: float) -> Figure:
     figure = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")  # room for every label
     FigureCanvasAgg(figure)  # attaches itself to the figure
     return figure
+
+
+def _arm_ticks(axes: Axes, positions: Sequence[float], labels: Sequence[str]) -> None:
+    """Arm names under their bars; slanted, ending at the tick, when there are too many to fit level."""
+    if len(labels) > LEVEL_LABELS_MAX:
+        axes.set_xticks(positions, labels, fontsize=FONT_PT, rotation=25, ha="right", rotation_mode="anchor")
+    else:
+        axes.set_xticks(positions, labels, fontsize=FONT_PT)
 
 
 def _tidy(axes: Axes) -> None:

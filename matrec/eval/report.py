@@ -55,7 +55,7 @@ def write_report(
     """Write report.md, report.json and the PNG plots into `out_dir` (created if missing)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = analyse(results, resamples=resamples, seed=seed)
-    plots = write_plots(results.cases, data, out_dir)
+    plots = write_plots(results.cases, data, out_dir, emulated=results.emulated)
     markdown = out_dir / REPORT_MD
     markdown.write_text(render_markdown(results, data, [p.name for p in plots]), encoding="utf-8")
     json_path = out_dir / REPORT_JSON
