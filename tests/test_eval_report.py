@@ -346,3 +346,16 @@ def test_a_stopped_run_says_why_and_that_cached_consultations_cost_nothing_now(t
     assert "3 consultations came from the cache and cost nothing now" in markdown
     # $0.04 over the 5 run now against the estimate's $0.05 over 8: $0.0080 vs $0.0063 each.
     assert "Per consultation: estimated $0.0063, actual $0.0080 (128% of the estimate)." in markdown
+
+
+def test_a_run_stopped_before_any_answer_still_writes_a_report_without_plots(tmp_path: Path) -> None:
+    run = results()
+    empty = [a.model_copy(update={"outcomes": []}) for a in run.arms]
+    run = run.model_copy(update={"arms": empty, "failures": [], "stopped": "interrupted", "consultations_run": 0})
+    files = write_report(run, tmp_path, resamples=RESAMPLES)
+    assert files.plots == []
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert table_rows(markdown, "Headline") == {}
+    assert "No consultation finished, so there is nothing to measure." in markdown
+    assert table_rows(markdown, "Appendix: every case")["drone-arm"] == ["composite"]
+    assert json.loads(files.json.read_text(encoding="utf-8"))["arms"] == []

@@ -67,6 +67,8 @@ def write_plots(cases: Sequence[Case], data: ReportData, out_dir: Path, *, emula
 
     With `emulated`, every title says so: a plot travels without the report's warning.
     """
+    if not data.arms:  # a run stopped before its first consultation finished: nothing to draw
+        return []
     note = EMULATOR_TITLE_NOTE if emulated else ""
     written = [
         accuracy_plot(

@@ -241,6 +241,8 @@ def _headline(data: ReportData) -> str:
             f"| {_num(m.scenario_sensitivity)} | {_seconds(m.latency_p50_s)} | {_seconds(m.latency_p95_s)} "
             f"| {m.tokens_mean:,.0f} | {_usd(m.cost_usd_mean)} |"
         )
+    if not data.arms:
+        rows.append("\nNo consultation finished, so there is nothing to measure.")
     rows += [
         "",
         "Per consultation: latency is its own critical path, tokens and cost its mean. MAE and bias are on "
@@ -354,7 +356,7 @@ def _per_case(results: EvalResults, data: ReportData) -> str:
         "",
         'The best class per arm, one per repetition; ✗ marks a wrong one, "none" no recommendation.',
         "",
-        "| Case | Expected | " + " | ".join(s.label for s in data.arms) + " |",
+        _row(["Case", "Expected", *(s.label for s in data.arms)]),
         "|---|---|" + "---|" * len(data.arms),
     ]
     for case in results.cases:
@@ -368,7 +370,7 @@ def _per_case(results: EvalResults, data: ReportData) -> str:
                 or "–"
             )
         expected = " / ".join(c.value for c in case.expected)
-        rows.append(f"| {_cell(case.id)} | {expected} | " + " | ".join(cells) + " |")
+        rows.append(_row([_cell(case.id), expected, *cells]))
     return "\n".join(rows)
 
 
@@ -386,6 +388,10 @@ def _failures(results: EvalResults) -> str:
             f"| {_cell(f.case_id)} | {f.mode.value} | {f.effort} | {f.model} | {f.repetition} | {_cell(f.reason)} |"
         )
     return "\n".join(rows)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def _pct(value: float) -> str:
