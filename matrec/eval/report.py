@@ -168,7 +168,8 @@ one-requirement pairs exist to measure this.
 
 **Latency.** p50 and p95 of each consultation's own critical path (its longest branch, then
 aggregation), not time spent queueing behind other cases, so it is what a user would wait.
-Strategies of one mode share their branch calls; vote and weighted add no aggregation call.
+In the panel modes, vote and weighted reuse the claude run's branch calls and make no
+aggregation call, so their latency is the branches' alone.
 
 **Tokens and cost.** Per consultation, from the billed usage and the price table; the estimate
 made before the run is shown beside the actual cost.
