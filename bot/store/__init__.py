@@ -17,6 +17,7 @@ Modules, one concept each:
     dedupe.py       the event and message keys that make each upload start once
     search.py       the full-text index (SQLite FTS5, PostgreSQL tsvector) the store keeps itself
     stats.py        the numbers behind the team's statistics
+    ledger.py       the spend cap's dollars reserved and settled per UTC day and channel
     store.py        Store: the public API
 
 Ownership: several instances may share one database. Each adds consultations with `owner` set to
@@ -42,6 +43,7 @@ Errors:
 from __future__ import annotations
 
 from bot.store.errors import DatabaseUrlError, SchemaTooNewError
+from bot.store.ledger import Reservation
 from bot.store.model import (
     ACTIVE_STATUSES,
     TURN_UPDATABLE_FIELDS,
@@ -90,6 +92,7 @@ __all__ = [
     "DatabaseUrlError",
     "Feedback",
     "Rating",
+    "Reservation",
     "SchemaTooNewError",
     "Stats",
     "Store",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.store import search
+from bot.store import ledger, search
 from bot.store.dedupe import prune_keys, record_keys
 from bot.store.engine import Connections, connect
+from bot.store.ledger import Reservation
 from bot.store.migrate import migrate
 from bot.store.model import (
     ACTIVE_STATUSES,
@@ -214,6 +215,37 @@ class Store:
     async def claim(self, event_id: str | None, channel: str, ts: str) -> bool:
         """Record a message's dedupe keys; False if the event or the message was seen before."""
         return await self.claim_and_add(event_id=event_id, channel=channel, ts=ts, consultations=[])
+
+    async def reserve(
+        self, day: date, channel: str, amount_usd: float, *, cap_day: float | None, cap_channel: float | None
+    ) -> Reservation | None:
+        """Hold `amount_usd` against the day's caps (None: no cap), or None if either would be exceeded.
+
+        Atomic across instances: concurrent reservations never take the day past a cap.
+        """
+        reservation = Reservation(day, channel, amount_usd)
+        async with self._connections.write() as connection:
+            held = await ledger.reserve(connection, reservation, cap_day=cap_day, cap_channel=cap_channel)
+        return reservation if held else None
+
+    async def settle(self, reservation: Reservation, actual_usd: float) -> None:
+        """Replace a reservation by the actual cost."""
+        async with self._connections.write() as connection:
+            await ledger.settle(connection, reservation, actual_usd)
+
+    async def release_reservation(self, reservation: Reservation) -> None:
+        """Drop a reservation that cost nothing."""
+        await self.settle(reservation, 0.0)
+
+    async def spent(self, day: date, channel: str | None = None) -> float:
+        """Dollars reserved and settled on `day` (a UTC date), team-wide or in one channel."""
+        async with self._connections.read() as connection:
+            return sum(await ledger.spent(connection, day, ledger.TEAM if channel is None else channel))
+
+    async def claim_spend_alert(self, day: date) -> bool:
+        """True for exactly one caller per day, across instances: whoever sends the day's warning."""
+        async with self._connections.write() as connection:
+            return await ledger.claim_alert(connection, day)
 
     async def latest_in_thread(self, channel: str, thread_ts: str) -> Consultation | None:
         """The newest consultation of a thread (a re-run's, once there is one), if any."""

@@ -128,3 +128,14 @@ mutes = sa.Table(
 # The consultation's fields, in model order: what every SELECT reads and every INSERT writes.
 CONSULTATION_COLUMNS = tuple(consultations.c[name] for name in COLUMNS)
 TURN_COLUMNS_IN_ORDER = tuple(turns.c[name] for name in TURN_COLUMNS)
+
+# One row per UTC day and channel; channel '' is the team-wide total (revision 0004).
+spend = sa.Table(
+    "spend",
+    metadata,
+    sa.Column("day", sa.Text, primary_key=True),
+    sa.Column("channel", sa.Text, primary_key=True),
+    sa.Column("reserved_usd", sa.Double, nullable=False),
+    sa.Column("settled_usd", sa.Double, nullable=False),
+    sa.Column("alerted", sa.Boolean, nullable=False),
+)
