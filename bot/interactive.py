@@ -5,6 +5,14 @@ its own thread's consultation: the consultation (or follow-up turn) its value na
 the channel and thread of the message that was clicked, otherwise the click is refused with a note
 only the clicker sees. Values are ids, never trusted text: what a button analyses or re-runs is read
 from the store or from Slack, in the clicked conversation.
+
+Every button that starts something (re-runs, stress tests, splits, details, analyses) acts exactly
+once per board: before acting it claims the idempotency key `<consultation id>:<action>:<board
+version>` in the store's dedupe keys, which every instance shares (`idempotency_key`). The board
+version is what the clicker saw: the clicked message's ts (a re-run's new board is a new message,
+so pressing Re-run there is a new action), the follow-up turn for "re-run with these changes".
+Slack does not retry clicks, so the duplicates are double clicks and people pressing at once; the
+press that loses is told so, only to its clicker. Feedback is an upsert and needs no key.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from bot.budget import UpdateBudget
 from bot.command import SlashCommand
 from bot.consultation import Consultant
 from bot.consultation.job import TEXT_ONLY_LABEL
-from bot.consultation.rerun import Reruns
+from bot.consultation.rerun import Duplicate, Reruns
 from bot.home import Home
 from bot.memory import Memory
 from bot.slack_text import plain_text
@@ -44,6 +52,10 @@ DETAILS_ALREADY = "The full analyses are already in this thread"
 TEXT_GONE = "I cannot find that message any more, so there is nothing to analyse."
 UNMUTED = "I will answer questions in this thread again."
 ANALYSING = ":hourglass_flowing_sand: Analysing this description: the board appears in this thread."
+ALREADY_STARTED = "Someone already pressed this: it is under way, and its board appears in this thread."
+ALREADY_DONE = "This was already done: see the newer board in this thread."
+DUPLICATE_NOTES = {Duplicate.RUNNING: ALREADY_STARTED, Duplicate.DONE: ALREADY_DONE}
+DETAILS_VERSION = "once"  # a consultation's full analyses go in its thread once, whichever board asks
 
 
 @dataclass(frozen=True)
@@ -209,9 +221,8 @@ class Buttons:
             await _tell(respond, NOT_FINAL)
             return
         # Once per consultation, across replicas too (the store's dedupe keys).
-        first = consultation.id not in self._details_ts and await self._store.claim(
-            None, consultation.channel, f"{consultation.id}:details"
-        )
+        once = idempotency_key(consultation.id, click.action_id, DETAILS_VERSION)
+        first = consultation.id not in self._details_ts and await self._store.claim(None, consultation.channel, once)
         if not first:
             known = self._details_ts.get(consultation.id)
             link = await self._deps.memory.permalink(consultation.channel, known) if known else None
@@ -234,14 +245,15 @@ class Buttons:
         consultation = await self._own(click, click.value, respond)
         if consultation is None:
             return
+        once = idempotency_key(consultation.id, click.action_id, click.message_ts)
         if click.action_id == actions.STRESS:
-            await self._start(consultation.id, (), ConsultationKind.STRESS, click.user)
+            await self._start(consultation.id, (), ConsultationKind.STRESS, click, respond, once)
             return
         changes: Sequence[str] = ()
         if click.action_id == actions.RERUN:
             turns = await self._store.turns(consultation.id)
             changes = next((turn.changes for turn in reversed(turns) if turn.changes), [])
-        await self._start(consultation.id, changes, ConsultationKind.RERUN, click.user)
+        await self._start(consultation.id, changes, ConsultationKind.RERUN, click, respond, once)
 
     async def rerun_with(self, click: Click, respond: AsyncRespond) -> None:
         """Re-run with the changes one follow-up answer proposed."""
@@ -253,18 +265,33 @@ class Buttons:
             log.warning("user %s clicked a re-run of another thread's turn %s: refused", click.user, turn.id)
             await _tell(respond, REFUSED)
             return
-        await self._start(turn.consultation_id, turn.changes, ConsultationKind.RERUN, click.user)
+        once = idempotency_key(turn.consultation_id, click.action_id, turn.id)
+        await self._start(turn.consultation_id, turn.changes, ConsultationKind.RERUN, click, respond, once)
 
     async def split(self, click: Click, respond: AsyncRespond) -> None:
         """ "These are different parts": one board per photo."""
         consultation = await self._own(click, click.value, respond)
         if consultation is None:
             return
-        await self._deps.reruns.split(consultation.id, click.user)  # it says itself why it did not split
+        once = idempotency_key(consultation.id, click.action_id, click.message_ts)
+        await self._deps.reruns.split(consultation.id, click.user, once=once)  # it says itself why it did not split
 
-    async def _start(self, consultation_id: str, changes: Sequence[str], kind: ConsultationKind, user: str) -> None:
-        # Reruns dedupes double clicks and says in the thread why it did not start (still running...).
-        await self._deps.reruns.start(consultation_id, changes=list(changes), kind=kind, user=user)
+    async def _start(
+        self,
+        consultation_id: str,
+        changes: Sequence[str],
+        kind: ConsultationKind,
+        click: Click,
+        respond: AsyncRespond,
+        once: str,
+    ) -> None:
+        # Reruns claims `once` and says in the thread why it did not start (still running...).
+        started = await self._deps.reruns.start_once(
+            consultation_id, changes=list(changes), kind=kind, user=click.user, once=once
+        )
+        if isinstance(started, Duplicate):
+            log.info("%s by %s was a duplicate (%s): %s", click.action_id, click.user, started, once)
+            await _tell(respond, DUPLICATE_NOTES[started])
 
     # --- DMs and mutes ---------------------------------------------------------------------------
 
@@ -279,6 +306,9 @@ class Buttons:
         text = plain_text(str(message.get("text") or ""), self._deps.bot_user_id) if message else ""
         if not text.strip():
             await _tell(respond, TEXT_GONE)
+            return
+        if not await self._store.claim(None, channel, idempotency_key(click.value, click.action_id, click.message_ts)):
+            await _tell(respond, ALREADY_STARTED)
             return
         await self._deps.consultant.start_text(
             channel=channel,
@@ -329,6 +359,11 @@ class Buttons:
             await _tell(respond, REFUSED)
             return None
         return consultation
+
+
+def idempotency_key(subject: str, action_id: str, version: str) -> str:
+    """The dedupe key of one press: what it acts on (a consultation id), the action and the board version."""
+    return f"{subject}:{action_id}:{version}"
 
 
 def part_name(consultation: Consultation) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot import actions
-from bot.consultation.rerun import ALREADY_RUNNING, ALREADY_SPLIT, REQUIREMENT_PREFIX
+from bot.consultation.rerun import ALREADY_SPLIT, REQUIREMENT_PREFIX
+from bot.interactive import ALREADY_STARTED
 from bot.service import Running
 from bot.store import ConsultationKind, ConsultationStatus
 from emulators.claude import ClaudeEmulator
@@ -169,7 +170,7 @@ async def test_a_second_click_while_the_rerun_runs_starts_nothing_more(
 
     await slack.click(ALICE, GENERAL, board.ts, actions.RERUN)
     await slack.click(BOB, GENERAL, board.ts, actions.RERUN)
-    await wait_for_text(slack, sent, ALREADY_RUNNING)
+    await slack.wait_until(lambda: any(ALREADY_STARTED in r["text"] for r in slack.responses(BOB)), WAIT_S)
     await wait_final_boards(slack, sent, 2)
 
     assert len(branches_since(claude, start)) == 6

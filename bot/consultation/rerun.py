@@ -15,6 +15,13 @@ Two remembered things live in the store, so any instance sees them:
   upload's own ts (a follow-up's is its reply's), status skipped; every later re-run uses the
   latest edited text as the part's description.
 
+A press of a button that starts one of these carries an idempotency key (`bot.interactive` builds
+it from the consultation, the action and the board the clicker saw); it is claimed in the store
+(the dedupe keys every instance shares) after the checks that may refuse and before anything is
+created, so of a double click, or of two people pressing at once on any instances, exactly one acts
+and the others get `Duplicate`. The in-process lock and the store check of running re-runs stay
+as a second line for starts without a key (a follow-up asking for a re-run).
+
 Deleting the upload cancels its running consultations in this process (their tasks are the
 consultant's, found by name); the board ends with a "cancelled" state and the record as FAILED.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
+from enum import StrEnum
 from typing import Any, Final
 
 from bot import blocks
@@ -78,6 +86,13 @@ RERUN_KEY: Final = ":rerun:"
 TaskKey = tuple[str, ConsultationKind, tuple[str, ...]]
 
 
+class Duplicate(StrEnum):
+    """Why a keyed start did nothing: its key was claimed before, and what came of that press."""
+
+    RUNNING = "running"  # the run it started is still going
+    DONE = "done"  # it ended (or split the part): its board is in the thread
+
+
 class Reruns:
     """Starts re-runs, stress tests and splits of stored consultations; follows edits and deletes of uploads."""
 
@@ -92,6 +107,19 @@ class Reruns:
         self, consultation_id: str, *, changes: Sequence[str], kind: ConsultationKind, user: str | None
     ) -> Consultation | None:
         """Re-run (or stress-test) a final consultation in its thread with `changes` added; None if not started."""
+        started = await self.start_once(consultation_id, changes=changes, kind=kind, user=user, once=None)
+        return None if isinstance(started, Duplicate) else started
+
+    async def start_once(
+        self,
+        consultation_id: str,
+        *,
+        changes: Sequence[str],
+        kind: ConsultationKind,
+        user: str | None,
+        once: str | None,
+    ) -> Consultation | Duplicate | None:
+        """`start`, claiming the idempotency key `once` first: Duplicate if it was claimed before."""
         parent = await self.store.get(consultation_id)
         if parent is None:
             return None
@@ -99,6 +127,8 @@ class Reruns:
         if parent.status in ACTIVE_STATUSES:
             await thread.notice(STILL_RUNNING)
             return None
+        if once is not None and not await self.store.claim(None, parent.channel, once):
+            return await self._duplicate_of(parent, kind)
         added = _distinct(changes)
         key: TaskKey = (parent.id, kind, tuple(added))
         async with self._lock:
@@ -120,8 +150,9 @@ class Reruns:
         self._spawn(record, self._launch(record, thread, prepared, mode, key))
         return record
 
-    async def split(self, consultation_id: str, user: str | None) -> list[Consultation]:
-        """One new consultation (and board) per photo of a multi-photo consultation, in its thread."""
+    async def split(self, consultation_id: str, user: str | None, *, once: str | None = None) -> list[Consultation]:
+        """One new consultation (and board) per photo of a multi-photo consultation, in its thread;
+        nothing more (the thread says it was split) if the idempotency key `once` was claimed before."""
         parent = await self.store.get(consultation_id)
         if parent is None:
             return []
@@ -133,6 +164,9 @@ class Reruns:
         count = len(images) or len(parent.files)
         if count < 2:
             await thread.notice(NOTHING_TO_SPLIT)
+            return []
+        if once is not None and not await self.store.claim(None, parent.channel, once):
+            await thread.notice(ALREADY_SPLIT)  # its records are added at once: there is no "still splitting"
             return []
         prefix = f"{parent.message_ts}{SPLIT_KEY}"
         records: list[Consultation] = []
@@ -341,6 +375,13 @@ class Reruns:
         turns = [turn for upload in uploads for turn in await self.store.turns(upload.id)]
         return sorted((t for t in turns if t.message_ts == upload_ts), key=lambda t: t.created_at)
 
+    async def _duplicate_of(self, parent: Consultation, kind: ConsultationKind) -> Duplicate:
+        """What a claimed press of `kind` on `parent` came to: a re-run of that kind still going, or not."""
+        of_kind = [child for child in await self.store.children(parent.id) if child.kind is kind]
+        # No record yet: the press that claimed the key is still preparing its run.
+        running = not of_kind or any(child.status in ACTIVE_STATUSES for child in of_kind)
+        return Duplicate.RUNNING if running else Duplicate.DONE
+
     async def _duplicate(self, parent: Consultation, kind: ConsultationKind, added: list[str]) -> bool:
         """A re-run of `parent` with the same kind and changes is still running (on any instance)."""
         return any(
@@ -474,4 +515,4 @@ def _one_line(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-__all__ = ["PENDING_POSITION", "Reruns", "compose_context"]
+__all__ = ["PENDING_POSITION", "Duplicate", "Reruns", "compose_context"]
