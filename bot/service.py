@@ -39,6 +39,7 @@ from bot.interactive import Deps, register
 from bot.memory import Memory
 from bot.server import web_app
 from bot.settings import BotSettings
+from bot.spend import SpendGuard, unpriced_cap
 from bot.store import Store
 from bot.store.urls import SqliteDatabase, parse_database_url
 from bot.streaming import StreamLimits
@@ -108,6 +109,8 @@ async def _authenticate(client: AsyncWebClient, settings: BotSettings, app_token
 async def started(settings: BotSettings, engine_settings: EngineSettings) -> AsyncIterator[Running]:
     """Start the bot; leaving the block stops it gracefully (see `_shut_down`)."""
     token, app_token = check(settings)
+    if (unpriced := unpriced_cap(settings, engine_settings)) is not None:
+        raise StartupError(unpriced)
     async with AsyncExitStack() as stack:
         client = slack_client(token, settings.slack_api_url)
         bot_user_id = await _authenticate(client, settings, app_token)
@@ -118,6 +121,7 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         stack.push_async_callback(claude.aclose)
         store = await Store.open(settings.database_url)
         stack.push_async_callback(store.close)
+        spend = SpendGuard.from_settings(settings, engine_settings, store, client)
         pruner = asyncio.create_task(_prune_forever(store, settings.dedupe_retention_s))
         stack.push_async_callback(_cancelled, pruner)
         session = await stack.enter_async_context(aiohttp.ClientSession())
@@ -136,6 +140,7 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             fetcher=fetcher,
             settings=settings,
             budget=UpdateBudget(settings.updates_per_minute, settings.update_burst),
+            spend=spend,
             finals=finals,
             memory=memory,
         )
@@ -269,7 +274,9 @@ def _followups(
 ) -> FollowUps:
     """Thread replies: answers streamed within Slack's app-wide limits, chat.update shared with the boards."""
     limits = StreamLimits(updates=runner.budget, streaming=settings.stream_answers)
-    answerer = Answerer(store=store, engine=engine, client=client, finals=runner.finals, limits=limits)
+    answerer = Answerer(
+        store=store, engine=engine, client=client, finals=runner.finals, limits=limits, spend=runner.spend
+    )
     return FollowUps(store=store, client=client, answerer=answerer, bot_user_id=bot_user_id, reruns=reruns)
 
 

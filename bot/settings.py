@@ -52,6 +52,12 @@ class BotSettings(BaseSettings):
     shutdown_grace_s: float = Field(default=SHUTDOWN_GRACE_S, ge=0, validation_alias=_alias("MATREC_SHUTDOWN_GRACE_S"))
     # Follow-up answers stream natively (chat.startStream); off: posted and updated like the boards.
     stream_answers: bool = Field(default=True, validation_alias=_alias("MATREC_STREAM_ANSWERS"))
+    # The spend cap (bot.spend): dollars per UTC day, team-wide and per channel; unset, no cap.
+    daily_cap_usd: float | None = Field(default=None, gt=0, validation_alias=_alias("MATREC_DAILY_CAP_USD"))
+    channel_daily_cap_usd: float | None = Field(
+        default=None, gt=0, validation_alias=_alias("MATREC_CHANNEL_DAILY_CAP_USD")
+    )
+    budget_alert_channel: str | None = Field(default=None, validation_alias=_alias("MATREC_BUDGET_ALERT_CHANNEL"))
 
     @field_validator("mention_only_channels", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -28,7 +28,8 @@ from bot.consultation.thread import THREAD_STATUS, Thread
 from bot.files import FileFetcher, FileRejected, SlackFile
 from bot.finals import Finals
 from bot.settings import BotSettings
-from bot.store import Consultation, ConsultationKind, ConsultationStatus, Store, StoredImage
+from bot.spend import BUDGET_REACHED, SpendGuard
+from bot.store import Consultation, ConsultationKind, ConsultationStatus, Reservation, Store, StoredImage
 from bot.writer import MessageWriter, best_effort, post_reply
 from matrec.admission import Ticket
 from matrec.choices import Mode
@@ -154,6 +155,7 @@ class JobRunner:
         fetcher: FileFetcher,
         settings: BotSettings,
         budget: UpdateBudget,
+        spend: SpendGuard | None = None,
         finals: Finals | None = None,
         memory: BoardViews | None = None,
         mode: Mode = Mode.PARALLEL,
@@ -164,6 +166,7 @@ class JobRunner:
         self.fetcher = fetcher
         self.settings = settings
         self.budget = budget
+        self.spend = spend
         self.finals = finals or Finals()
         self.memory = memory
         self.mode = mode
@@ -300,6 +303,10 @@ class JobRunner:
 
     async def _run(self, job: Job, writer: MessageWriter) -> ConsultationStatus:
         outcome: Recommendation | MatrecError
+        held = await self._hold(job)
+        if held is False:  # past the spend cap: nothing goes to Claude
+            return await self._finish_error(job, BUDGET_REACHED, ConsultationStatus.REJECTED)
+        spent_usd: float | None = None
         async with job.ticket:
             self.queued.discard(job)
             job.record = await self.store.update(job.record.id, status=ConsultationStatus.RUNNING)
@@ -314,10 +321,16 @@ class JobRunner:
                 options = RunOptions.from_settings(self.engine.settings, mode=job.mode)
                 part = Part(context=job.record.context, label=job.part)
                 outcome = await self.engine.evaluate(part, options, on_progress, prepared=prepared or None)
+                spent_usd = outcome.usage.cost_usd
             except FileRejected as error:
                 outcome = BadInputError(str(error))
             except MatrecError as error:
                 outcome = error
+            finally:
+                if held is not None and self.spend is not None:  # a failure counts the calls known to be made
+                    await self.spend.settle(
+                        held, spent_usd if spent_usd is not None else self.spend.known_cost_usd(_branches(job))
+                    )
         # The place is free again: landing the board (which may be retried for minutes) holds nobody up.
         if isinstance(outcome, BadInputError):
             return await self._finish_error(job, str(outcome), ConsultationStatus.REJECTED)
@@ -353,6 +366,13 @@ class JobRunner:
             await best_effort(reply, f"could not post the rest of the recommendation in {thread.channel}")
         await self._upload_chart(job, outcome)
         return job.record.status
+
+    async def _hold(self, job: Job) -> Reservation | Literal[False] | None:
+        """The job's worst case reserved against the spend cap: None without a cap, False past it."""
+        if self.spend is None:
+            return None
+        worst_usd = self.spend.worst_case.consultation_usd(job.mode, photos=job.photos, context=job.record.context)
+        return await self.spend.hold(job.record.channel, worst_usd) or False
 
     async def _prepare(self, job: Job) -> tuple[PreparedImage, ...]:
         """The part's photos ready for Claude: the ones given, or downloaded, prepared and stored now."""

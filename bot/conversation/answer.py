@@ -30,6 +30,7 @@ from bot.consultation.job import prepared_images
 from bot.consultation.rerun import PENDING_POSITION
 from bot.conversation.reply import ThreadReply
 from bot.finals import DEFAULT_POLL_S, Finals
+from bot.spend import BUDGET_REACHED, SpendGuard
 from bot.store import ACTIVE_STATUSES, Consultation, Store, Turn, TurnStatus
 from bot.streaming import AnswerWriter, StreamLimits
 from bot.writer import best_effort, post_reply
@@ -79,6 +80,7 @@ class Answerer:
         limits: StreamLimits,
         team_id: str | None = None,
         poll_s: float = DEFAULT_POLL_S,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -87,6 +89,7 @@ class Answerer:
         self.limits = limits
         self.team_id = team_id
         self.poll_s = poll_s
+        self.spend = spend
 
     async def answer(self, reply: ThreadReply, record: Consultation) -> Turn:
         """Record the question, wait for the consultation to be final, stream the answer; the turn."""
@@ -112,16 +115,23 @@ class Answerer:
             for t in await self.store.turns(record.id)
             if t.status is TurnStatus.ANSWERED and t.answer and t.id != turn.id
         ]
+        consultation = render_consultation(record.recommendation)
+        held = None
+        if self.spend is not None:  # the answer's worst case is held before Claude is asked, or it is not asked
+            texts = [consultation, reply.text, *(f"{h.question}{h.answer}" for h in history)]
+            held = await self.spend.hold(
+                reply.channel, self.spend.worst_case.follow_up_usd(photos=len(stored), texts=texts)
+            )
+            if held is None:
+                await self._post(reply, notice(BUDGET_REACHED))
+                return await self.store.update_turn(turn.id, status=TurnStatus.SKIPPED)
         await self._status(reply, THINKING_STATUS)
 
         def events() -> AsyncIterator[FollowUpEvent]:
-            assert record.recommendation is not None
-            return self.engine.follow_up(
-                images=prepared_images(stored),
-                consultation=render_consultation(record.recommendation),
-                history=history,
-                question=reply.text,
+            answer = self.engine.follow_up(
+                images=prepared_images(stored), consultation=consultation, history=history, question=reply.text
             )
+            return answer if held is None or self.spend is None else self.spend.metered(held, answer)
 
         return await self._stream(reply, turn, events)
 
