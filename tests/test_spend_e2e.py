@@ -11,7 +11,7 @@ import pytest
 from bot.service import StartupError
 from bot.spend import BUDGET_REACHED, WorstCase
 from bot.store import Store, TurnStatus, utc_now
-from emulators.claude import ClaudeEmulator
+from emulators.claude import ClaudeEmulator, Fault
 from emulators.slack import SlackEmulator
 from matrec.choices import Mode
 from matrec.models import PriceOverride
@@ -70,6 +70,40 @@ async def test_past_the_daily_cap_the_next_upload_gets_the_budget_message_and_cl
         spent = await store.spent(utc_now().date())
         assert 0 < spent <= cap_usd  # the first upload's actual cost, its reservation settled
         assert await store.spent(utc_now().date(), GENERAL) == pytest.approx(spent)
+
+
+async def test_a_channel_past_its_cap_is_refused_while_another_channel_goes_on(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    other = slack.add_channel("design", channel_id="C0DESIGN").id
+    settings = bot_settings(slack, tmp_path, MATREC_CHANNEL_DAILY_CAP_USD=worst_case_usd(claude))
+    async with running_bot(slack, claude, settings):
+        await wait_finished(slack, await upload(slack, PHOTO, text=BRACKET))
+        refused = await upload(slack, PHOTO, text=BRACKET)
+        assert any(BUDGET_REACHED in rendered(m) for m in await wait_boards(slack, refused))
+
+        elsewhere = await upload(slack, PHOTO, text=BRACKET, channel=other)
+        await wait_finished(slack, elsewhere)
+
+        assert "white_check_mark" in slack.reactions(other, elsewhere.ts)
+
+
+async def test_a_consultation_that_fails_gives_its_reservation_back(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    cap_usd = worst_case_usd(claude)
+    settings = bot_settings(slack, tmp_path, MATREC_DAILY_CAP_USD=cap_usd)
+    async with running_bot(slack, claude, settings, max_retries=0):
+        claude.fail(Fault.SERVER_ERROR, match="branch", times=None)
+        failed = await upload(slack, PHOTO, text=BRACKET)
+        await wait_finished(slack, failed)
+        assert "warning" in slack.reactions(GENERAL, failed.ts)
+        claude.clear_faults()
+
+        answered = await upload(slack, PHOTO, text=BRACKET)
+        await wait_finished(slack, answered)
+
+        assert "white_check_mark" in slack.reactions(GENERAL, answered.ts)
 
 
 async def test_a_follow_up_past_the_cap_gets_the_budget_message_and_claude_no_request(
