@@ -132,3 +132,46 @@ async def test_of_stores_racing_for_one_key_exactly_one_claims_it(store: Store, 
             await other.close()
     assert sorted(won) == [False] * (RACERS - 1) + [True]
     assert later  # another board version is another key
+
+
+async def test_two_presses_of_stress_test_at_once_make_one_stress_test(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
+) -> None:
+    sent = await upload(slack, PHOTO)
+    await wait_finished(slack, sent)
+    (board,) = with_action(slack, sent, actions.STRESS)
+    start = len(claude.requests)
+
+    await asyncio.gather(
+        slack.click(ALICE, GENERAL, board.ts, actions.STRESS), slack.click(BOB, GENERAL, board.ts, actions.STRESS)
+    )
+    await wait_final_boards(slack, sent, 2)
+    await _settled(bot)
+
+    assert len(branches_since(claude, start)) == 18  # six classes under three conditions, once
+    assert [r.kind for r in await thread_records(tmp_path, sent)] == [ConsultationKind.UPLOAD, ConsultationKind.STRESS]
+
+
+async def test_two_presses_of_a_follow_ups_rerun_offer_at_once_make_one_rerun(
+    slack: SlackEmulator, claude: ClaudeEmulator, bot: Running, tmp_path: Path
+) -> None:
+    sent = await upload(slack, PHOTO)
+    await wait_finished(slack, sent)
+    await slack.deliver_event(slack.user_message(GENERAL, ALICE, "What if it runs at 250 °C?", thread_ts=sent.ts))
+    await slack.wait_until(lambda: bool(with_action(slack, sent, actions.RERUN_WITH)), WAIT_S, what="the offer")
+    (offer,) = with_action(slack, sent, actions.RERUN_WITH)
+    assert bot.followups is not None
+    async with asyncio.timeout(WAIT_S):
+        await bot.followups.drain()  # the answer is recorded with the changes it proposed
+    start = len(claude.requests)
+
+    await asyncio.gather(
+        slack.click(ALICE, GENERAL, offer.ts, actions.RERUN_WITH),
+        slack.click(BOB, GENERAL, offer.ts, actions.RERUN_WITH),
+    )
+    await wait_final_boards(slack, sent, 2)
+    await _settled(bot)
+
+    assert len(branches_since(claude, start)) == 6
+    _, rerun = await thread_records(tmp_path, sent)
+    assert any("250" in requirement for requirement in rerun.requirements)
