@@ -23,7 +23,7 @@ from matrec.settings import EngineSettings, settings_error
 
 
 def _secrets(settings: BotSettings, engine: EngineSettings) -> list[str]:
-    values = [settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret]
+    values = [settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret, settings.metrics_token]
     values.append(engine.anthropic_api_key)
     return [v.get_secret_value() for v in values if v is not None]
 

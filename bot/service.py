@@ -37,7 +37,9 @@ from bot.files import FileFetcher
 from bot.finals import Finals
 from bot.interactive import Deps, register
 from bot.memory import Memory
-from bot.server import web_app
+from bot.metrics import Metrics
+from bot.readiness import Phase, Readiness
+from bot.server import MetricsEndpoint, metrics_app, web_app
 from bot.settings import BotSettings
 from bot.spend import SpendGuard, unpriced_cap
 from bot.store import Store
@@ -68,6 +70,7 @@ class Running:
     consultant: Consultant
     resumer: Resumer
     followups: FollowUps | None = None
+    metrics_url: str | None = None  # the separate /metrics listener's (MATREC_METRICS_BIND)
 
 
 def check(settings: BotSettings) -> tuple[str, str | None]:
@@ -112,7 +115,8 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
     if (unpriced := unpriced_cap(settings, engine_settings)) is not None:
         raise StartupError(unpriced)
     async with AsyncExitStack() as stack:
-        client = slack_client(token, settings.slack_api_url)
+        metrics = Metrics()
+        client = slack_client(token, settings.slack_api_url, metrics)
         bot_user_id = await _authenticate(client, settings, app_token)
         try:
             claude = Claude.from_settings(engine_settings)
@@ -143,7 +147,9 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             spend=spend,
             finals=finals,
             memory=memory,
+            on_ended=metrics.consultation_ended,
         )
+        metrics.watch_queue(engine.admission)
         consultant = Consultant(runner=runner, store=store, fetcher=fetcher, settings=settings, owner=owner)
         reruns = Reruns(runner=runner, store=store, consultant=consultant)
         queue = QueueNotices(runner, engine.admission, settings.queue_refresh_s)
@@ -161,6 +167,8 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         single = isinstance(parse_database_url(settings.database_url), SqliteDatabase)
         first_stale_after_s = 0.0 if single else settings.stale_after_s
         heart = asyncio.create_task(resumer.run(first_stale_after_s=first_stale_after_s), name="heartbeat")
+        readiness = Readiness(store)
+        servers = await stack.enter_async_context(AsyncExitStack())  # closed after the drain: /readyz says so
         stack.push_async_callback(  # runs before the clients close
             _shut_down, consultant, resumer, heart, store, owner, settings.shutdown_grace_s
         )
@@ -173,7 +181,7 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             bot_user_id=bot_user_id,
             budget=runner.budget,
         )
-        followups = _followups(settings, store, engine, client, runner, reruns, bot_user_id)
+        followups = _followups(settings, store, engine, client, runner, reruns, bot_user_id, metrics)
         stack.push_async_callback(followups.aclose, settings.shutdown_grace_s)  # before the consultations drain
         parts = Parts(
             consultant=consultant, followups=followups, reruns=reruns, register=lambda app: register(app, deps)
@@ -192,19 +200,36 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             }
             return connected, details
 
-        web_runner = web.AppRunner(web_app(None if handler else app, health), access_log=None)
-        await web_runner.setup()
-        stack.push_async_callback(web_runner.cleanup)
-        site = web.TCPSite(web_runner, settings.host, settings.port)
-        await site.start()
-        host, port = web_runner.addresses[0][:2]
-        base_url = f"http://{host}:{port}"
+        token_s = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+        endpoint = MetricsEndpoint(metrics.exposition, token_s or None)
+        bind = settings.metrics_address
+        main_app = web_app(
+            None if handler else app,
+            health,
+            readiness.check,
+            draining=lambda: readiness.phase is Phase.DRAINING,
+            metrics=endpoint if endpoint.token and bind is None else None,
+        )
+        base_url = await _listen(servers, main_app, settings.host, settings.port)
+        metrics_url = await _listen(servers, metrics_app(endpoint), *bind) if bind else None
         if handler is not None:
             await handler.connect_async()  # type: ignore[no-untyped-call]  # unannotated in slack_bolt
             stack.push_async_callback(handler.close_async)
+        stack.push_async_callback(readiness.drain)  # the first thing a shutdown does
+        readiness.ready()
         mode = "socket" if handler else "http"
         log.info("matrec bot %s (%s) started in %s mode (health at %s/healthz)", bot_user_id, owner, mode, base_url)
-        yield Running(mode, base_url, bot_user_id, consultant, resumer, followups)
+        yield Running(mode, base_url, bot_user_id, consultant, resumer, followups, metrics_url)
+
+
+async def _listen(stack: AsyncExitStack, app: web.Application, host: str, port: int) -> str:
+    """Serve `app` on host:port until `stack` closes; its base URL (the port as bound)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    await web.TCPSite(runner, host, port).start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return f"http://{bound_host}:{bound_port}"
 
 
 class ListenerTasks(AsyncListenerStartHandler):
@@ -271,18 +296,29 @@ def _followups(
     runner: JobRunner,
     reruns: Reruns,
     bot_user_id: str,
+    metrics: Metrics,
 ) -> FollowUps:
     """Thread replies: answers streamed within Slack's app-wide limits, chat.update shared with the boards."""
     limits = StreamLimits(updates=runner.budget, streaming=settings.stream_answers)
     answerer = Answerer(
         store=store, engine=engine, client=client, finals=runner.finals, limits=limits, spend=runner.spend
     )
-    return FollowUps(store=store, client=client, answerer=answerer, bot_user_id=bot_user_id, reruns=reruns)
+    return FollowUps(
+        store=store,
+        client=client,
+        answerer=answerer,
+        bot_user_id=bot_user_id,
+        reruns=reruns,
+        on_answered=metrics.followup_ended,
+    )
 
 
-def slack_client(token: str, api_url: str) -> AsyncWebClient:
-    """The Web API client every part shares: SDK retries of connection errors and of 429s (Retry-After)."""
+def slack_client(token: str, api_url: str, metrics: Metrics | None = None) -> AsyncWebClient:
+    """The Web API client every part shares: SDK retries of connection errors and of 429s (Retry-After),
+    each 429 counted first when `metrics` is given."""
     client = AsyncWebClient(token=token, base_url=api_url)
+    if metrics is not None:
+        client.retry_handlers.insert(0, metrics.slack_429_counter())
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
     return client
 

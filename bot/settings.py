@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SHUTDOWN_GRACE_S = 60.0  # on SIGTERM, how long running consultations may finish before they are cancelled
+MAX_PORT = 65535
 QUEUE_REFRESH_S = 10.0  # queued boards' "n ahead" is re-rendered at most this often, in one batch
 
 
@@ -58,6 +59,10 @@ class BotSettings(BaseSettings):
         default=None, gt=0, validation_alias=_alias("MATREC_CHANNEL_DAILY_CAP_USD")
     )
     budget_alert_channel: str | None = Field(default=None, validation_alias=_alias("MATREC_BUDGET_ALERT_CHANNEL"))
+    # /metrics is served only when one of these is set: with a bearer token on PORT, and/or on a
+    # listener of its own (host:port, e.g. 127.0.0.1:9100); neither set, there is no /metrics.
+    metrics_token: SecretStr | None = Field(default=None, validation_alias=_alias("MATREC_METRICS_TOKEN"))
+    metrics_bind: str | None = Field(default=None, validation_alias=_alias("MATREC_METRICS_BIND"))
 
     @field_validator("mention_only_channels", mode="before")
     @classmethod
@@ -70,6 +75,24 @@ class BotSettings(BaseSettings):
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or int(port) > MAX_PORT:
+            raise ValueError("MATREC_METRICS_BIND must be host:port, e.g. 127.0.0.1:9100")
+        return value
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where the separate /metrics listener binds (MATREC_METRICS_BIND), if anywhere."""
+        if self.metrics_bind is None:
+            return None
+        host, _, port = self.metrics_bind.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @model_validator(mode="after")
     def _stale_after_several_beats(self) -> Self:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
@@ -24,6 +25,7 @@ from bot import blocks
 from bot.board_view import BoardView
 from bot.budget import UpdateBudget
 from bot.chart import score_chart
+from bot.consultation.ended import Ended, Outcome
 from bot.consultation.thread import THREAD_STATUS, Thread
 from bot.files import FileFetcher, FileRejected, SlackFile
 from bot.finals import Finals
@@ -71,6 +73,7 @@ class Job:
     writer: MessageWriter | None = None
     snapshot: RunSnapshot | None = None
     shown_ahead: int | None = field(default=None)
+    started_s: float = field(default_factory=time.monotonic)  # when it was queued, for its end's `seconds`
 
     @property
     def part(self) -> str:
@@ -159,8 +162,10 @@ class JobRunner:
         finals: Finals | None = None,
         memory: BoardViews | None = None,
         mode: Mode = Mode.PARALLEL,
+        on_ended: Callable[[Ended], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.on_ended = on_ended  # the metrics hear of each end (the log line is written anyway)
         self.store = store
         self.client = client
         self.fetcher = fetcher
@@ -267,6 +272,18 @@ class JobRunner:
 
     async def run(self, job: Job) -> ConsultationStatus:
         """Wait for the job's turn, analyse, land the final board and chart; returns how it ended."""
+        status: ConsultationStatus | None = None  # stays None when cancelled
+        try:
+            status = await self._guarded(job)
+            return status
+        finally:
+            self.release(job)
+            if job.writer is not None:
+                await job.writer.cancel()  # no-op after close(): the writer ends with its board
+            self.finals.done(job.record.id)
+            self._ended(job, status)
+
+    async def _guarded(self, job: Job) -> ConsultationStatus:
         try:
             if job.writer is None:
                 self.release(job)
@@ -277,11 +294,24 @@ class JobRunner:
             log.exception("consultation %s failed unexpectedly", job.record.id)
             self.release(job)
             return await self._finish_error(job, UNEXPECTED_MESSAGE, ConsultationStatus.FAILED)
-        finally:
-            self.release(job)
-            if job.writer is not None:
-                await job.writer.cancel()  # no-op after close(): the writer ends with its board
-            self.finals.done(job.record.id)
+
+    def _ended(self, job: Job, status: ConsultationStatus | None) -> None:
+        """One log line per consultation, and the metrics."""
+        outcome: Outcome = "cancelled" if status is None else _OUTCOMES.get(status, "failed")
+        record = job.record
+        ended = Ended.of(
+            id=record.id,
+            channel=record.channel,
+            user=record.user_id,
+            outcome=outcome,
+            recommendation=record.recommendation if status is ConsultationStatus.DONE else None,
+            branches=_branches(job),
+            prices=self.engine.settings.price_table,
+            seconds=time.monotonic() - job.started_s,
+        )
+        ended.log()
+        if self.on_ended is not None:
+            self.on_ended(ended)
 
     def release(self, job: Job) -> None:
         """Give up the job's place in the queue (idempotent): for jobs that end, or never start."""
@@ -452,6 +482,13 @@ def part_text(rec: Recommendation) -> str:
     best = next((b.analysis for b in rec.branches if b.material is rec.best and b.analysis is not None), None)
     pieces = [rec.part, *(best.evidence if best is not None else [])]
     return "; ".join(piece.strip() for piece in pieces if piece.strip())[:PART_TEXT_CHARS]
+
+
+_OUTCOMES: Final[dict[ConsultationStatus, Outcome]] = {
+    ConsultationStatus.DONE: "done",
+    ConsultationStatus.FAILED: "failed",
+    ConsultationStatus.REJECTED: "rejected",
+}
 
 
 def _branches(job: Job) -> list[BranchResult]:

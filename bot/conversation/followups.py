@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Final, Protocol
 
@@ -72,8 +72,11 @@ class FollowUps:
         answerer: Answerer,
         bot_user_id: str,
         reruns: RerunStarter | None = None,
+        on_answered: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
+        # The metrics hear how each question ended: its turn's status, "error" or "cancelled".
+        self.on_answered = on_answered
         self.client = client
         self.answerer = answerer
         self.bot_user_id = bot_user_id
@@ -136,10 +139,15 @@ class FollowUps:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, reply: ThreadReply, record: Consultation) -> None:
+        outcome = "cancelled"
         try:
-            await self.answerer.answer(reply, record)
+            outcome = str((await self.answerer.answer(reply, record)).status)
         except Exception:  # isolation boundary: one answer's bug never reaches the listener or the others
+            outcome = "error"
             log.exception("the follow-up %s/%s failed unexpectedly", reply.channel, reply.ts)
+        finally:
+            if self.on_answered is not None:
+                self.on_answered(outcome)
 
     async def _direct_consultation(self, reply: ThreadReply) -> Consultation | None:
         """In a DM, text outside a consultation's thread is about the latest consultation there, if

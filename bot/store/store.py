@@ -115,6 +115,11 @@ class Store:
         """Close every connection."""
         await self._connections.close()
 
+    async def ping(self) -> None:
+        """A trivial query (readiness): raises (a DBAPIError, OSError...) when the database cannot answer."""
+        async with self._connections.read() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+
     async def claim_and_add(
         self, *, event_id: str | None, channel: str, ts: str, consultations: Sequence[Consultation]
     ) -> bool:
