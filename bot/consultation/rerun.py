@@ -90,7 +90,7 @@ class Duplicate(StrEnum):
     """Why a keyed start did nothing: its key was claimed before, and what came of that press."""
 
     RUNNING = "running"  # the run it started is still going
-    DONE = "done"  # it ended (or split the part): its board is in the thread
+    DONE = "done"  # it ended: its board is in the thread
 
 
 class Reruns:
