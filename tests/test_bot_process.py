@@ -16,6 +16,7 @@ from tests.bot_support import GENERAL, board_replies, rendered, upload, wait_boa
 from tests.engine_support import KEY, jpeg_bytes
 
 START_S = 30.0
+METRICS_TOKEN = "metrics-token-never-logged"
 
 
 def _env(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -86,7 +87,14 @@ async def test_an_invalid_token_is_one_line_naming_the_variable(
 async def test_the_real_process_serves_an_upload_and_never_logs_a_secret(
     slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
 ) -> None:
-    env = _slack_env(slack, claude, tmp_path, MATREC_LOG_LEVEL="DEBUG", MATREC_UPDATE_INTERVAL_S="0.05")
+    env = _slack_env(
+        slack,
+        claude,
+        tmp_path,
+        MATREC_LOG_LEVEL="DEBUG",
+        MATREC_UPDATE_INTERVAL_S="0.05",
+        MATREC_METRICS_TOKEN=METRICS_TOKEN,
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
     )
@@ -104,5 +112,6 @@ async def test_the_real_process_serves_an_upload_and_never_logs_a_secret(
     logs = (await stderr).decode()
     assert process.returncode == 0
     assert "started in socket mode" in logs
-    for secret in (slack.bot_token, slack.app_token, KEY):
+    assert logs.count("consultation ended {") == 1
+    for secret in (slack.bot_token, slack.app_token, KEY, METRICS_TOKEN):
         assert secret not in logs
