@@ -2,10 +2,11 @@
 
     metrics = Metrics()
     metrics.watch_queue(engine.admission)      # running/waiting, read at each scrape
+    metrics.watch_budget(spend)                # today's spend against the cap, read from the shared ledger
     metrics.consultation_ended(ended)          # outcome, branch latencies, failures, tokens, cost
     metrics.followup_ended("answered")        # a turn's status, "error" or "cancelled"
     client.retry_handlers.append(metrics.slack_429_counter())
-    body, content_type = metrics.exposition()
+    body, content_type = await metrics.exposition()
 
 No label ever names a user or a channel: labels are closed sets (outcomes, material classes,
 failure kinds, token types, Slack API method names), so a dashboard's cardinality stays fixed.
@@ -13,6 +14,8 @@ failure kinds, token types, Slack API method names), so a dashboard's cardinalit
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,11 +23,16 @@ from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.consultation.ended import Ended
+from bot.spend import SpendGuard
 from matrec.admission import Admission
 
+log = logging.getLogger(__name__)
+
 NAMESPACE: Final = "matrec"
+BUDGET_READ_TIMEOUT_S: Final = 2.0  # a scrape does not wait longer for the ledger
 # Branch calls take seconds to minutes (thinking, retries): buckets up to the run deadline's order.
 BRANCH_BUCKETS_S: Final = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0)
 _HTTP_TOO_MANY_REQUESTS: Final = 429
@@ -80,11 +88,39 @@ class Metrics:
         self.followups = Counter(
             "followups", "Follow-up questions ended, by outcome.", ["outcome"], namespace=NAMESPACE, registry=r
         )
+        self.budget_used = Gauge(
+            "budget_used_usd",
+            "Dollars reserved and settled today (UTC) team-wide, across instances (with a spend cap).",
+            namespace=NAMESPACE,
+            registry=r,
+        )
+        self.budget_cap = Gauge(
+            "budget_cap_usd", "The team's daily spend cap in dollars (with one).", namespace=NAMESPACE, registry=r
+        )
+        self._spend: SpendGuard | None = None
 
     def watch_queue(self, admission: Admission) -> None:
         """Report `admission`'s running and waiting consultations at every scrape."""
         self.queue.labels(state="running").set_function(lambda: admission.running)
         self.queue.labels(state="waiting").set_function(lambda: admission.waiting)
+
+    def watch_budget(self, spend: SpendGuard) -> None:
+        """Read today's spend from `spend`'s shared ledger at every scrape."""
+        self._spend = spend
+        if spend.cap_day_usd is not None:
+            self.budget_cap.set(spend.cap_day_usd)
+
+    async def refresh(self) -> None:
+        """Update what is read from the database (the budget); a database that does not answer leaves it."""
+        if self._spend is None:
+            return
+        try:
+            async with asyncio.timeout(BUDGET_READ_TIMEOUT_S):
+                used = await self._spend.store.spent(self._spend.clock().date())
+        except (SQLAlchemyError, OSError, TimeoutError) as error:
+            log.warning("metrics: the spend ledger did not answer (%s)", type(error).__name__)
+            return
+        self.budget_used.set(used)
 
     def consultation_ended(self, ended: Ended) -> None:
         """Count one consultation that ended, and what its calls took and cost."""
@@ -112,8 +148,9 @@ class Metrics:
         """A retry handler for the Web API client that counts each 429 and never retries itself."""
         return _Slack429Counter(self.slack_429s)
 
-    def exposition(self) -> tuple[bytes, str]:
-        """The metrics in Prometheus' text format, and its content type."""
+    async def exposition(self) -> tuple[bytes, str]:
+        """The metrics, refreshed, in Prometheus' text format, and its content type."""
+        await self.refresh()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

@@ -34,7 +34,7 @@ Check = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 class MetricsEndpoint:
     """What `/metrics` serves, and the bearer token it asks for (None: no token, own listener only)."""
 
-    exposition: Callable[[], tuple[bytes, str]]
+    exposition: Callable[[], Awaitable[tuple[bytes, str]]]
     token: str | None = None
 
     def allows(self, request: web.Request) -> bool:
@@ -48,7 +48,7 @@ class MetricsEndpoint:
         """The metrics, or 401 without the token."""
         if not self.allows(request):
             return web.Response(status=401, text="bearer token required\n", headers={"WWW-Authenticate": "Bearer"})
-        body, content_type = self.exposition()
+        body, content_type = await self.exposition()
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response

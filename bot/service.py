@@ -126,6 +126,8 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         store = await Store.open(settings.database_url)
         stack.push_async_callback(store.close)
         spend = SpendGuard.from_settings(settings, engine_settings, store, client)
+        if spend is not None:
+            metrics.watch_budget(spend)
         pruner = asyncio.create_task(_prune_forever(store, settings.dedupe_retention_s))
         stack.push_async_callback(_cancelled, pruner)
         session = await stack.enter_async_context(aiohttp.ClientSession())

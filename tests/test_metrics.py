@@ -173,3 +173,18 @@ async def test_one_structured_log_line_per_consultation_without_secrets(
     assert 0 < fields["seconds"] < WAIT_S and len(fields["id"]) == 32
     for secret in (slack.bot_token, slack.app_token, KEY, TOKEN):
         assert secret not in lines[0]
+
+
+async def test_with_a_spend_cap_the_days_spend_shows_against_it(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path
+) -> None:
+    settings = bot_settings(slack, tmp_path, MATREC_METRICS_TOKEN=TOKEN, MATREC_DAILY_CAP_USD=10)
+    async with running_bot(slack, claude, settings) as running:
+        before = await get(f"{running.base_url}/metrics", BEARER)
+        await wait_finished(slack, await upload(slack, jpeg_bytes()))
+        samples = await scrape(running)
+    assert total(parse(before[1]), "matrec_budget_used_usd") == 0
+    assert total(samples, "matrec_budget_cap_usd") == 10
+    assert (
+        0 < total(samples, "matrec_budget_used_usd") == pytest.approx(total(samples, "matrec_estimated_cost_usd_total"))
+    )
