@@ -188,3 +188,23 @@ async def test_with_a_spend_cap_the_days_spend_shows_against_it(
     assert (
         0 < total(samples, "matrec_budget_used_usd") == pytest.approx(total(samples, "matrec_estimated_cost_usd_total"))
     )
+
+
+async def test_a_rejected_file_and_a_consultation_cancelled_at_shutdown_are_counted_so(
+    slack: SlackEmulator, claude: ClaudeEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.consultation.ended")
+    settings = bot_settings(slack, tmp_path, MATREC_METRICS_TOKEN=TOKEN, MATREC_SHUTDOWN_GRACE_S=0)
+    async with running_bot(slack, claude, settings) as running:
+        await wait_finished(slack, await upload(slack, b"not an image at all"))
+        samples = await scrape(running, outcome="rejected")
+        claude.latency_s = WAIT_S  # still thinking when the bot stops
+        await upload(slack, jpeg_bytes())
+        await claude.wait_for_requests(1)
+    assert total(samples, "matrec_consultations_total", outcome="rejected") == 1
+    outcomes = [
+        json.loads(r.getMessage().removeprefix(LOG_PREFIX))["outcome"]
+        for r in caplog.records
+        if r.getMessage().startswith(LOG_PREFIX)
+    ]
+    assert outcomes == ["rejected", "cancelled"]
