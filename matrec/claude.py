@@ -13,6 +13,11 @@ is exactly one HTTP attempt, and its error carries what the loop needs (`kind`, 
 `converse()` is the free-text form (follow-up questions): it yields the answer's text deltas as
 they arrive and ends with the whole answer and the tool calls it made (read from the SDK's final
 message, whose tool inputs the SDK assembles from the `input_json_delta`s).
+
+Every response's `anthropic-ratelimit-*` headers (a stream's as it starts, an error's too) are
+parsed into `RateLimits`, kept as `rate_limits` and handed to each `watch_rate_limits` callback:
+that is how a shared budget learns the organisation's limits and what is left of them.
+`structured_cost` and `chat_cost` estimate what a request will use of those limits.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import httpx2
 import pydantic
 from anthropic.types import MessageParam, TextBlockParam
 
+from matrec.budget import CallCost, RateLimits, call_cost
 from matrec.errors import CallFailure, ConfigError, ModelCallError
 from matrec.images import PreparedImage
 from matrec.models import Effort, model_info
@@ -169,6 +175,8 @@ class Claude:
         # A model we do not know gets effort as configured: every current model with adaptive thinking takes it.
         self.takes_effort = info.takes_effort if info else True
         self.max_output_tokens = info.max_output_tokens if info else None
+        self.rate_limits: RateLimits | None = None  # the latest response's rate-limit headers
+        self._watchers: list[Callable[[RateLimits], None]] = []
 
     @classmethod
     def from_settings(cls, settings: EngineSettings) -> Claude:
@@ -194,6 +202,21 @@ class Claude:
     async def aclose(self) -> None:
         """Release the HTTP connections."""
         await self._client.close()
+
+    def watch_rate_limits(self, callback: Callable[[RateLimits], None]) -> None:
+        """Call `callback` with the rate-limit headers of every response from now on (once per callback)."""
+        if callback not in self._watchers:
+            self._watchers.append(callback)
+
+    def _observe(self, headers: Any) -> None:
+        if headers is None:
+            return
+        limits = RateLimits.from_headers(headers, time.time())
+        if limits is None:
+            return
+        self.rate_limits = limits
+        for callback in self._watchers:
+            callback(limits)
 
     async def structured(
         self,
@@ -221,6 +244,7 @@ class Claude:
                 messages=messages,
                 output_config=output_config,  # type: ignore[arg-type]  # a TypedDict built as a dict
             ) as stream:
+                self._observe(stream.response.headers)
                 async for event in stream:
                     if event.type == "message_start" and on_started is not None:
                         on_started()
@@ -257,6 +281,7 @@ class Claude:
                 messages=list(messages),  # type: ignore[arg-type]  # TypedDicts built as dicts
                 **extra,
             ) as stream:
+                self._observe(stream.response.headers)
                 async for event in stream:
                     if event.type == "message_start":
                         yield ChatStarted()
@@ -281,6 +306,8 @@ class Claude:
                 CallFailure.CONNECTION, f"could not reach Claude at {self.base_url} ({type(cause).__name__}: {cause})"
             ) from None
         except anthropic.APIStatusError as error:
+            if error.response is not None and error.status_code >= 400:  # a mid-stream error's were seen at its start
+                self._observe(error.response.headers)
             raise _status_failure(error, self.model) from None
         except httpx2.TimeoutException:  # a mid-stream read timeout is a TransportError too: catch it first
             raise ModelCallError(CallFailure.TIMEOUT, "Claude stalled mid-answer (read timed out)") from None
@@ -291,6 +318,41 @@ class Claude:
 
     def _timeout_text(self) -> str:
         return f"{self.request_timeout_s:g} s" if self.request_timeout_s is not None else "configured"
+
+
+def structured_cost(
+    *,
+    system: str,
+    images: Sequence[PreparedImage],
+    shared_text: str,
+    task_text: str,
+    output: type[pydantic.BaseModel],
+    max_tokens: int,
+) -> CallCost:
+    """What a `structured()` request may use of the per-minute limits (see matrec.budget)."""
+    texts = (system, shared_text, task_text, json.dumps(_schema(output)))
+    return call_cost(texts, images, max_tokens)
+
+
+def chat_cost(
+    *,
+    system: str,
+    tools: Sequence[Mapping[str, Any]],
+    messages: Sequence[Mapping[str, Any]],
+    images: Sequence[PreparedImage],
+    max_tokens: int,
+) -> CallCost:
+    """What a `converse()` request may use of the per-minute limits; `images` are those its messages carry."""
+    texts = [system, *(json.dumps(tool) for tool in tools)]
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, Mapping) and isinstance(block.get("text"), str):
+                texts.append(block["text"])
+    return call_cost(texts, images, max_tokens)
 
 
 def _validate(message: Any, output: type[T], max_tokens: int, usage: TokenUsage) -> T:

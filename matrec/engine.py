@@ -31,15 +31,18 @@ log = logging.getLogger(__name__)
 class Engine:
     """Runs consultations; every run made through one Engine shares its bounds.
 
-    `limiter` bounds Claude calls in flight, `admission` the consultations running at once
-    (callers that download before evaluating, like the bot, take a ticket themselves; so does
-    `evaluate_many`), and image decodes are bounded too, since each holds a full-size bitmap.
+    `limiter` bounds Claude calls in flight (a limiter given a shared budget bounds them across
+    processes, and learns the rate-limit headers of every response), `admission` the consultations
+    running at once (callers that download before evaluating, like the bot, take a ticket
+    themselves; so does `evaluate_many`), and image decodes are bounded too, since each holds a
+    full-size bitmap.
     """
 
     def __init__(self, claude: Claude, settings: EngineSettings, limiter: Limiter | None = None) -> None:
         self.claude = claude
         self.settings = settings
         self.limiter = limiter or Limiter(settings.concurrency)
+        claude.watch_rate_limits(self.limiter.observe)
         self.caller = Caller(claude, self.limiter, max_retries=settings.max_retries)
         self.admission = Admission(settings.max_consultations)
         self._decodes = asyncio.Semaphore(settings.max_decodes)

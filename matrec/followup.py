@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from matrec import prompting
-from matrec.claude import ChatDone, ChatStarted, ChatText, image_blocks
+from matrec.claude import ChatDone, ChatStarted, ChatText, chat_cost, image_blocks
 from matrec.consultation import render_consultation
 from matrec.errors import BadInputError, CallFailure, ModelCallError
 from matrec.images import PreparedImage
@@ -163,10 +163,12 @@ def follow_up(
     if len(question) > MAX_QUESTION_CHARS:
         raise BadInputError(f"The question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}.")
     messages = followup_messages(images, consultation, history, question, asker)
-    return _answer(engine, messages)
+    return _answer(engine, messages, images)
 
 
-async def _answer(engine: Engine, messages: list[dict[str, Any]]) -> AsyncIterator[FollowUpEvent]:
+async def _answer(
+    engine: Engine, messages: list[dict[str, Any]], images: Sequence[PreparedImage]
+) -> AsyncIterator[FollowUpEvent]:
     settings, caller = engine.settings, engine.caller
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.followup_timeout_s
@@ -178,11 +180,13 @@ async def _answer(engine: Engine, messages: list[dict[str, Any]]) -> AsyncIterat
         caller.check_pause(tally, deadline - loop.time())
         shown = False
         done: ChatDone | None = None
+        system = prompting.followup_system()
+        cost = chat_cost(system=system, tools=[PROPOSE_RERUN], messages=messages, images=images, max_tokens=max_tokens)
         try:
-            async with caller.limiter.slot(Priority.FOLLOW_UP):
-                with caller.pausing_on_rate_limit():
+            async with caller.limiter.slot(Priority.FOLLOW_UP, cost) as slot:
+                with caller.settling(slot):
                     async for event in caller.claude.converse(
-                        system=prompting.followup_system(),
+                        system=system,
                         tools=[PROPOSE_RERUN],
                         messages=messages,
                         max_tokens=max_tokens,
@@ -197,6 +201,7 @@ async def _answer(engine: Engine, messages: list[dict[str, Any]]) -> AsyncIterat
                             yield TextDelta(event.text)
                         else:
                             done = event
+                            slot.settle(event.usage)
         except ModelCallError as error:
             tally.last = error
             if error.usage is not None:

@@ -11,7 +11,9 @@
     spend limit, 4xx, refusal, not retried
     invalid output
 
-The slot is held only while a request is in flight, never while sleeping between attempts.
+The slot is held only while a request is in flight, never while sleeping between attempts. Each
+attempt reserves its estimated cost (`structured_cost`) with the slot and settles it at what the
+attempt was billed: the answer's usage, an unusable answer's, or none for a failure without one.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from typing import Generic, TypeVar
 
 import pydantic
 
-from matrec.claude import Claude, Reply
+from matrec.claude import Claude, Reply, structured_cost
 from matrec.errors import CallFailure, ModelCallError
 from matrec.images import PreparedImage
-from matrec.limiter import Limiter, Priority
+from matrec.limiter import Limiter, Priority, Slot
 from matrec.models import Effort, lower_effort
 from matrec.results import TokenUsage
 
@@ -119,11 +121,19 @@ class Caller:
         while True:
             tally.attempts += 1
             self.check_pause(tally, deadline - loop.time())
+            cost = structured_cost(
+                system=ask.system,
+                images=ask.images,
+                shared_text=ask.shared_text,
+                task_text=ask.task_text,
+                output=ask.output,
+                max_tokens=ask.max_tokens,
+            )
             try:
-                async with self.limiter.slot(priority):
+                async with self.limiter.slot(priority, cost) as slot:
                     if on_attempt is not None:
                         on_attempt()
-                    with self.pausing_on_rate_limit():
+                    with self.settling(slot):
                         reply = await self.claude.structured(
                             system=ask.system,
                             images=ask.images,
@@ -135,6 +145,7 @@ class Caller:
                             cache_prefix=ask.cache_prefix,
                             on_started=on_started,
                         )
+                        slot.settle(reply.usage)
             except ModelCallError as error:
                 tally.last = error
                 if on_failure is not None:
@@ -161,17 +172,20 @@ class Caller:
         return delay_s
 
     def check_pause(self, tally: Trace, left_s: float) -> None:
-        """Raise at once when the process-wide rate-limit pause outlasts the time left."""
+        """Raise at once when the rate-limit pause (this process's or a shared one) outlasts the time left."""
         paused_s = self.limiter.paused_until - time.monotonic()
         if paused_s > left_s:
             raise _rate_limit_wait(paused_s, left_s)
 
     @contextmanager
-    def pausing_on_rate_limit(self) -> Iterator[None]:
-        """A 429's retry-after pauses every new call of the process, set before this slot is released."""
+    def settling(self, slot: Slot) -> Iterator[None]:
+        """A failed attempt settles its slot at the usage it was billed, if any, and a 429's retry-after
+        pauses every new call (of every process sharing the limiter's budget) before the slot is released."""
         try:
             yield
         except ModelCallError as error:
+            if error.usage is not None:
+                slot.settle(error.usage)
             if error.kind is CallFailure.RATE_LIMITED and error.retry_after_s is not None:
                 self.limiter.pause(error.retry_after_s)
             raise

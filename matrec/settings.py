@@ -13,6 +13,13 @@ it defaults to `low` (`MATREC_FOLLOWUP_EFFORT`).
 `max_tokens` is a hard limit on thinking plus the answer, so the defaults leave room for the
 heavy tail of thinking (see emulators/claude_thinking.py for the distribution they are sized
 against); a call cut off at the limit is retried once with twice the budget before it fails.
+
+Claude's limits: `MATREC_CONCURRENCY` bounds calls in flight. Where a shared budget is used (the
+bot: in its database) it is the number for every instance together, as are the optional per-minute
+limits `MATREC_CLAUDE_REQUESTS_PER_MINUTE`, `MATREC_CLAUDE_INPUT_TOKENS_PER_MINUTE` and
+`MATREC_CLAUDE_OUTPUT_TOKENS_PER_MINUTE` (unset: only the limits Anthropic reports in its
+`anthropic-ratelimit-*` headers). `MATREC_CLAUDE_LEASE_TTL_S` is how long a crashed instance's
+calls keep their slots.
 """
 
 from __future__ import annotations
@@ -113,7 +120,11 @@ class EngineSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "anthropic_base_url")
     )
     model: str = DEFAULT_MODEL
-    concurrency: int = Field(default=8, ge=1, le=256)
+    concurrency: int = Field(default=8, ge=1, le=256)  # organisation-wide with a shared budget
+    claude_requests_per_minute: int | None = Field(default=None, ge=1)
+    claude_input_tokens_per_minute: int | None = Field(default=None, ge=1)
+    claude_output_tokens_per_minute: int | None = Field(default=None, ge=1)
+    claude_lease_ttl_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     quorum: int = Field(default=4, ge=1, le=6)
     strategy: Strategy = Strategy.CLAUDE
     cache: CacheStrategy = CacheStrategy.PRIME
