@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.access import Access
 from bot.app import Parts, build_app
 from bot.budget import UpdateBudget
+from bot.claude_budget import StoreBudget
 from bot.consultation import Consultant, JobRunner, QueueNotices, Resumer
 from bot.consultation.rerun import Reruns
 from bot.conversation.answer import Answerer
@@ -48,6 +49,7 @@ from bot.streaming import StreamLimits
 from matrec.claude import Claude
 from matrec.engine import Engine
 from matrec.errors import ConfigError
+from matrec.limiter import Limiter
 from matrec.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,13 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         stack.push_async_callback(claude.aclose)
         store = await Store.open(settings.database_url)
         stack.push_async_callback(store.close)
+        owner = instance_name()
+        # Claude's limits are the organisation's: every instance on this database shares them.
+        claude_budget = StoreBudget.from_settings(
+            store, engine_settings, owner=owner, database_url=settings.database_url
+        )
+        await claude_budget.start()
+        stack.push_async_callback(claude_budget.aclose)  # after the consultations drain, before the store closes
         spend = SpendGuard.from_settings(settings, engine_settings, store, client)
         if spend is not None:
             metrics.watch_budget(spend)
@@ -134,8 +143,7 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         fetcher = FileFetcher(
             client, session, token=token, api_url=settings.slack_api_url, max_bytes=engine_settings.max_image_bytes
         )
-        engine = Engine(claude, engine_settings)
-        owner = instance_name()
+        engine = Engine(claude, engine_settings, Limiter(engine_settings.concurrency, claude_budget))
         finals = Finals()
         access = Access(client)
         memory = Memory(store, access, client, bot_user_id=bot_user_id)

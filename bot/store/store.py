@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.store import ledger, search
+from bot.store import claude_budget, ledger, search
 from bot.store.dedupe import prune_keys, record_keys
 from bot.store.engine import Connections, connect
 from bot.store.ledger import Reservation
@@ -47,6 +47,7 @@ from bot.store.tables import (
     turns,
 )
 from bot.store.urls import parse_database_url
+from matrec.budget_buckets import BudgetLimits
 from matrec.materials import MaterialClass
 from matrec.urls import redact_url
 
@@ -494,6 +495,14 @@ class Store:
         statement = sa.update(consultations).where(_c.owner == owner, _ACTIVE).values(heartbeat_at=heartbeat_at)
         async with self._connections.write() as connection:
             return (await connection.execute(statement)).rowcount
+
+    # CLAUDE-BUDGET (issue 9 item 2): the shared Claude budget's one transaction (bot.store.claude_budget).
+    async def claude_budget_step(
+        self, change: claude_budget.Step, limits: BudgetLimits, now: float
+    ) -> claude_budget.Outcome:
+        """Record what an instance saw of its Claude calls and grant waiting ones, atomically across instances."""
+        async with self._connections.write() as connection:
+            return await claude_budget.step(connection, change, limits, now)
 
 
 def _consultation(row: sa.Row[Any]) -> Consultation:

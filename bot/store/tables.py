@@ -139,3 +139,39 @@ spend = sa.Table(
     sa.Column("settled_usd", sa.Double, nullable=False),
     sa.Column("alerted", sa.Boolean, nullable=False),
 )
+
+# CLAUDE-BUDGET (issue 9 item 2, revision 0005): the Claude budget every instance shares.
+# Times are time.time() seconds (Double): the budget's arithmetic is in seconds on both databases.
+CLAUDE_BUDGET_ROW = "org"  # the one row of claude_budget
+CLAUDE_BUCKET_PREFIXES = ("requests", "input", "output")  # a bucket's columns: <prefix>_level, _limit, _rate
+
+claude_budget = sa.Table(
+    "claude_budget",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("refilled_at", sa.Double, nullable=False),
+    sa.Column("paused_until", sa.Double, nullable=False),
+    *(
+        sa.Column(f"{prefix}_{part}", sa.Double)
+        for prefix in CLAUDE_BUCKET_PREFIXES
+        for part in ("level", "limit", "rate")
+    ),
+)
+
+# One row per call waiting for its turn (granted_at NULL) or in flight; a row whose owner stopped
+# renewing expires_at is gone at the next step, so a crashed instance's slots come back.
+claude_calls = sa.Table(
+    "claude_calls",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("arrived_at", sa.Double, nullable=False),
+    sa.Column("input_tokens", sa.Double, nullable=False),  # the cost while waiting, the reservation once granted
+    sa.Column("output_tokens", sa.Double, nullable=False),
+    sa.Column("granted_at", sa.Double),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Index("claude_calls_queue", "granted_at", "priority", "arrived_at", "id"),
+    sa.Index("claude_calls_owner", "owner"),
+    sa.Index("claude_calls_expires", "expires_at"),
+)
