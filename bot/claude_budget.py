@@ -65,7 +65,8 @@ HEARTBEATS_PER_TTL: Final = 3
 STEP_RETRY_S: Final = 0.5  # after a failed step (the database did not answer), doubling up to the maximum
 STEP_RETRY_MAX_S: Final = 5.0
 LISTEN_RETRY_S: Final = 5.0  # between attempts to (re)open the LISTEN connection; also how often it is checked
-CLOSE_TIMEOUT_S: Final = 5.0  # for the last step at shutdown, which hands this instance's slots back
+CLOSE_TIMEOUT_S: Final = 5.0
+PUMP_TASK: Final = "claude-budget"  # for the last step at shutdown, which hands this instance's slots back
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class StoreBudget:
         owner: str,
         ttl_s: float,
         database_url: str,
+        single: bool | None = None,
+        poll_s: float = POLL_INTERVAL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.owner = owner
@@ -108,7 +111,13 @@ class StoreBudget:
         self._clock = clock
         database = parse_database_url(database_url)
         self._listen_dsn = database.dsn if isinstance(database, PostgresDatabase) else None
-        self._evict_others = self._listen_dsn is None  # SQLite: one instance per file
+        # SQLite serves one instance: what its file holds at start-up was left by a dead process.
+        self._evict_others = self._listen_dsn is None if single is None else single
+        self._poll_s = poll_s
+        self._stepped = asyncio.Condition()
+        self._steps_started = 0
+        self._steps_done = 0
+        self._flushes = 0  # flush() calls waiting for a step
         self._waiters: dict[str, asyncio.Future[Ticket]] = {}
         self._wanted: dict[str, Waiting] = {}  # every waiter's request, to queue it again if the store lost it
         self._joined: list[Waiting] = []
@@ -120,6 +129,8 @@ class StoreBudget:
         self._next_heartbeat = 0.0
         self._listening = False
         self._kick = asyncio.Event()
+        self._closing = False
+        self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -132,17 +143,24 @@ class StoreBudget:
     async def start(self) -> None:
         """Start the pump (and, on PostgreSQL, the LISTEN connection); drop a dead SQLite process's calls."""
         self._kick.set()
-        self._tasks.append(asyncio.create_task(self._pump(), name="claude-budget"))
+        self._tasks.append(asyncio.create_task(self._pump(), name=PUMP_TASK))
         if self._listen_dsn is not None:
             self._tasks.append(asyncio.create_task(self._listen(self._listen_dsn), name="claude-budget-listen"))
 
     async def aclose(self) -> None:
-        """Stop, handing this instance's slots back at once (they would expire anyway)."""
+        """Stop, handing this instance's slots back at once (they would expire anyway).
+
+        The pump finishes the step it is in rather than being cancelled in the middle of a
+        transaction (an SQLite write lock held by a cancelled statement would hold up the last step).
+        """
+        self._closing = True
+        self._stopping.set()
+        self._kick.set()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task.get_name() != PUMP_TASK:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, CLOSE_TIMEOUT_S)
         self._tasks.clear()
         for future in self._waiters.values():
             future.cancel()
@@ -202,6 +220,23 @@ class StoreBudget:
         """Step now: something outside changed (another instance, or the clock in a test)."""
         self._kick.set()
 
+    async def until(self, predicate: Callable[[Outcome], bool]) -> Outcome:
+        """Wait for a step whose outcome satisfies `predicate` (the latest one may already)."""
+        async with self._stepped:
+            await self._stepped.wait_for(lambda: self.last is not None and predicate(self.last))
+        assert self.last is not None
+        return self.last
+
+    async def flush(self) -> Outcome:
+        """Step now, with everything queued so far (and the clock as it is now); that step's outcome."""
+        target = self._steps_started + 1
+        self._flushes += 1
+        self._kick.set()
+        try:
+            return await self.until(lambda _: self._steps_done >= target)
+        finally:
+            self._flushes -= 1
+
     def _withdraw(self, call_id: str, future: asyncio.Future[Ticket]) -> None:
         """A waiter was cancelled: its row goes (a grant that came just then is handed back unused)."""
         self._waiters.pop(call_id, None)
@@ -215,9 +250,9 @@ class StoreBudget:
 
     async def _pump(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             await self._wait_for_work()
-            if not self._has_work():
+            if self._closing or not self._has_work():
                 continue
             try:
                 await self._step()
@@ -226,14 +261,16 @@ class StoreBudget:
                 failures += 1
                 delay_s = min(STEP_RETRY_S * 2 ** (failures - 1), STEP_RETRY_MAX_S)
                 log.warning("the shared Claude budget's step failed (%s); trying again in %g s", error, delay_s)
-                await asyncio.sleep(delay_s)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay_s):
+                        await self._stopping.wait()
                 self._kick.set()
 
     async def _wait_for_work(self) -> None:
         now = self._clock()
         wake_at = self._next_heartbeat
         if self._waiters:
-            poll_s = POLL_INTERVAL_S if self._listening or self._listen_dsn is None else UNLISTENED_POLL_INTERVAL_S
+            poll_s = self._poll_s if self._listening or self._listen_dsn is None else UNLISTENED_POLL_INTERVAL_S
             wake_at = min(wake_at, now + poll_s, self._retry_at if self._retry_at is not None else math.inf)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(wake_at - now, 0.0)):
@@ -242,9 +279,10 @@ class StoreBudget:
 
     def _has_work(self) -> bool:
         pending = self._joined or self._ended or self._observed is not None or self._pause_until is not None
-        return bool(pending or self._waiters or self._clock() >= self._next_heartbeat)
+        return bool(pending or self._waiters or self._flushes or self._clock() >= self._next_heartbeat)
 
     async def _step(self) -> None:
+        self._steps_started += 1
         now = self._clock()
         renew = now >= self._next_heartbeat
         change = Step(
@@ -267,6 +305,9 @@ class StoreBudget:
         if renew:
             self._next_heartbeat = now + self.ttl_s / HEARTBEATS_PER_TTL
         self._apply(outcome)
+        self._steps_done = self._steps_started
+        async with self._stepped:
+            self._stepped.notify_all()
 
     def _requeue(self, change: Step) -> None:
         """A step that did not happen: what it carried goes into the next one."""

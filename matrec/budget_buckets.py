@@ -36,6 +36,7 @@ from matrec.budget import CallCost, Limit, RateLimits, counted_input
 from matrec.results import TokenUsage
 
 WINDOW_S = 60.0  # the limits are per minute
+ROUNDING_TOKENS = 1e-6  # a refill that falls short by float rounding alone still fits
 
 
 @dataclass
@@ -52,12 +53,11 @@ class Bucket:
         return float(min(known)) if known else None
 
     def rate(self, configured: int | None) -> float | None:
-        """Refill per second: capacity / 60 s, or slower if the API's -reset said so."""
-        capacity = self.capacity(configured)
-        if capacity is None:
-            return None
-        per_minute = capacity / WINDOW_S
-        return per_minute if self.server_rate is None else min(per_minute, self.server_rate)
+        """Refill per second: the configured limit / 60 s, or the API's as its -reset implies, whichever is slower."""
+        rates = [] if configured is None else [configured / WINDOW_S]
+        if self.server_limit is not None:
+            rates.append(self.server_rate if self.server_rate is not None else self.server_limit / WINDOW_S)
+        return min(rates) if rates else None
 
     def available(self, configured: int | None) -> float | None:
         """What may be taken now; None: no limit."""
@@ -91,7 +91,7 @@ class Bucket:
     def wait_s(self, amount: float, configured: int | None) -> float:
         """How long until `amount` fits (0: now)."""
         available, rate = self.available(configured), self.rate(configured)
-        if available is None or available >= amount:
+        if available is None or available >= amount - ROUNDING_TOKENS:
             return 0.0
         if rate is None or rate <= 0:
             return WINDOW_S
