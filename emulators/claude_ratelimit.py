@@ -34,7 +34,8 @@ Where the docs are silent, the emulator chooses:
   (The docs warn that 60 RPM "may be enforced as 1 request per second"; the emulator allows the
   whole minute as a burst.)
 - A request is admitted or refused as a whole at its start, after its body, model and input are
-  known and before any scripted fault; a refused request consumes nothing. An admitted request keeps
+  known and before any scripted fault; a refused request consumes nothing, and neither does one
+  rejected as invalid (400) before admission. An admitted request keeps
   its request and input tokens whatever happens next; its output is settled once, at the end, at the
   output it generated (0 if it failed before answering; a stream cut off counts what it planned).
 - `retry-after` is the ceiling of the seconds until every limit the request needs would fit, at
