@@ -29,6 +29,7 @@ from aiohttp import web
 
 from bench.calls import Call, entry
 from emulators.claude import ClaudeEmulator
+from emulators.claude_ratelimit import OrgLimits, add_limit_arguments, limit_argv, limits_from_arguments
 
 KEY: Final = "bench-key"
 FIRST_TOKEN_S: Final = 0.3  # the emulator's default share (0.3) of a 1.0 s call, passed explicitly
@@ -74,9 +75,15 @@ async def claude_process(
     output_tokens_per_s: float | None = None,
     seed: int = 0,
     thinking: bool = False,
+    limits: OrgLimits | None = None,
 ) -> AsyncIterator[ClaudeService]:
-    """Start `python -m bench.claude_process` on its own core; stopped with SIGTERM at the end."""
+    """Start `python -m bench.claude_process` on its own core; stopped with SIGTERM at the end.
+
+    `limits`: the organisation's rate limits, shared by every client of the process (None: none).
+    """
     argv = ["--latency-s", str(latency_s), "--first-token-s", str(first_token_s), "--seed", str(seed)]
+    if limits is not None:
+        argv += limit_argv(limits)
     if output_tokens_per_s is not None:
         argv += ["--output-tokens-per-s", str(output_tokens_per_s)]
     if not thinking:
@@ -115,6 +122,7 @@ async def _serve(args: argparse.Namespace) -> None:
         output_tokens_per_s=args.output_tokens_per_s,
         seed=args.seed,
         thinking=not args.no_thinking,
+        limits=limits_from_arguments(args),
     )
     runner = web.AppRunner(_requests_app(emulator), access_log=None)
     await runner.setup()
@@ -138,6 +146,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-thinking", action="store_true")
     parser.add_argument("--api-key", default="test-key")
+    add_limit_arguments(parser)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(parser.parse_args()))
 

@@ -26,6 +26,12 @@ from `python -m emulators.claude` alike. `thinking=False` (`--no-thinking`) make
 answer without thinking, for tests about something else; request rules still apply.
 `thinking_tokens` pins it: an int, or a function of the `RecordedRequest`, used for every request
 that would think (even with `thinking=False`); a request whose thinking is off never thinks.
+
+Rate limits: none unless asked. `org_limits(requests_per_minute=..., input_tokens_per_minute=...,
+output_tokens_per_minute=...)` (or `limits=` to the constructor, `--requests-per-minute` etc. on the
+command line) sets one organisation's limits for every client of this emulator, enforced and reported
+in `anthropic-ratelimit-*` headers as `emulators.claude_ratelimit` describes; `rate_limited` counts
+the 429s served by limit kind.
 """
 
 from __future__ import annotations
@@ -45,16 +51,25 @@ from emulators.claude_answers import CLASS_ORDER, RequestKind, plan_reply, reque
 from emulators.claude_assessment import DEFAULT_SCORES, assess
 from emulators.claude_faults import MALFORMED_DATA, Fault, FaultRule, raise_status_fault
 from emulators.claude_features import ThinkingPlan, check_features
-from emulators.claude_models import model_spec
+from emulators.claude_models import MODELS, ModelSpec, model_spec
+from emulators.claude_ratelimit import (
+    Clock,
+    LimitKind,
+    OrgLimits,
+    RateLimiter,
+    Reservation,
+    add_limit_arguments,
+    limits_from_arguments,
+)
 from emulators.claude_records import RecordedRequest
 from emulators.claude_reply import Reply, answer_block, build_reply, signature, thinking_block, tool_after_block
 from emulators.claude_requests import MAX_REQUEST_BYTES, ApiError, check_body, check_headers, parse_body
 from emulators.claude_stream import StreamPlan, stream_events
 from emulators.claude_thinking import ThinkingDraws, adaptive_thinking_tokens, manual_thinking_tokens
 from emulators.claude_timing import TimingPlan, plan_timing
-from emulators.claude_usage import CacheUse, PromptCache, layout
+from emulators.claude_usage import CacheUse, PromptCache, PromptLayout, layout
 
-__all__ = ["DEFAULT_SCORES", "ClaudeEmulator", "Fault", "RecordedRequest", "RequestKind", "request_kind"]
+__all__ = ["DEFAULT_SCORES", "ClaudeEmulator", "Fault", "OrgLimits", "RecordedRequest", "RequestKind", "request_kind"]
 
 DEFAULT_SEED: Final = 0
 STOP_GRACE_S: Final = 1.0
@@ -90,6 +105,7 @@ class ClaudeEmulator:
         seed: int | None = DEFAULT_SEED,
         thinking: bool = True,
         thinking_tokens: ThinkingOverride | None = None,
+        limits: OrgLimits | None = None,
     ) -> None:
         self.api_key = api_key
         self.latency_s = latency_s
@@ -113,6 +129,10 @@ class ClaudeEmulator:
         self._stopping = asyncio.Event()
         self._arrivals = asyncio.Condition()
         self._ids = 0
+        self.limiter: RateLimiter | None = None
+        self._reservations: dict[str, Reservation] = {}
+        if limits is not None and limits.per_kind():
+            self.limiter = RateLimiter(limits)
 
     @property
     def base_url(self) -> str:
@@ -154,6 +174,7 @@ class ClaudeEmulator:
             "by_kind": by_kind,
             "in_flight": self.in_flight,
             "peak_concurrency": self.peak_concurrency,
+            "rate_limited": self.rate_limited,
             # time.monotonic() readings: comparable across processes on one Linux machine
             "timeline": [r.timeline_entry() for r in self.requests],
         }
@@ -164,6 +185,8 @@ class ClaudeEmulator:
     async def _handle_reset(self, _request: web.Request) -> web.Response:
         self.reset_stats()
         self.cache.clear()
+        if self.limiter is not None:
+            self.limiter.refill()
         return web.json_response(self.stats())
 
     async def __aenter__(self) -> ClaudeEmulator:
@@ -197,10 +220,33 @@ class ClaudeEmulator:
         """Drop every scripted fault."""
         self._faults.clear()
 
+    def org_limits(
+        self,
+        *,
+        requests_per_minute: int | None = None,
+        input_tokens_per_minute: int | None = None,
+        output_tokens_per_minute: int | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        """Enforce these per-minute limits, organisation-wide, from full buckets (all None: no limits).
+
+        `clock` gives epoch seconds; a test passes its own to move time without sleeping.
+        """
+        limits = OrgLimits(requests_per_minute, input_tokens_per_minute, output_tokens_per_minute)
+        self.limiter = RateLimiter(limits, clock) if limits.per_kind() else None
+        self._reservations.clear()
+
+    @property
+    def rate_limited(self) -> dict[LimitKind, int]:
+        """429s served by the org limits since the last `reset_stats`, by the limit that was exceeded."""
+        return dict(self.limiter.rejected) if self.limiter is not None else {}
+
     def reset_stats(self) -> None:
-        """Forget recorded requests and the concurrency peak (not the cache or faults)."""
+        """Forget recorded requests, the concurrency peak and the 429 counts (not the cache, faults or buckets)."""
         self.requests.clear()
         self.peak_concurrency = self.in_flight
+        if self.limiter is not None:
+            self.limiter.rejected.clear()
 
     async def wait_for_requests(self, count: int) -> None:
         """Return once at least `count` requests have arrived since the last `reset_stats`."""
@@ -280,12 +326,14 @@ class ClaudeEmulator:
             return await self._serve(request, record)
         except ApiError as error:
             record.status = error.status
-            headers = {"request-id": record.request_id, **error.headers}
+            self._settle(record)
+            headers = {"request-id": record.request_id, **self._limit_headers(record), **error.headers}
             return web.json_response(error.body(record.request_id), status=error.status, headers=headers)
         except (_StoppingError, ConnectionResetError):
             _drop(request)
             return web.Response(status=499)
         finally:
+            self._settle(record)
             self.in_flight -= 1
             record.finished_at = time.monotonic()
 
@@ -313,13 +361,14 @@ class ClaudeEmulator:
             raise ApiError(400, str(error)) from None
         thinking = check_features(record.body, spec, forced_tool=plan.mode == "tool")
         record.effort = thinking.effort
+        prompt = layout(record.body, record.image_sizes, spec.tokenizer)
+        self._admit(record, spec, prompt)
         rule = self._take_fault(record.kind)
         record.fault = rule.fault if rule else None
         raise_status_fault(rule, record.stream)
         if rule is not None and rule.fault is Fault.HANG:
             await self._stopping.wait()
             raise _StoppingError
-        prompt = layout(record.body, record.image_sizes, spec.tokenizer)
         cache_use = self.cache.lookup(prompt, time.monotonic(), min_tokens=spec.min_cacheable_tokens)
         assessment = assess(record.body, user_text(record.body), self.scores, self.pinned_scores())
         record.answer = synthesize(plan, record.body, record.kind, assessment)  # the responder may edit it
@@ -343,6 +392,29 @@ class ClaudeEmulator:
         if record.stream:
             return await self._stream(request, record, reply, cache_use, timing)
         return await self._respond(request, record, reply, cache_use, timing)
+
+    def _admit(self, record: RecordedRequest, spec: ModelSpec, prompt: PromptLayout) -> None:
+        """Take the request from the org's buckets at its start, or raise the 429."""
+        if self.limiter is None:
+            return
+        use = self.cache.peek(prompt, time.monotonic(), min_tokens=spec.min_cacheable_tokens)
+        self._reservations[record.request_id] = self.limiter.admit(
+            spec.limit_class,
+            record.body["model"],
+            input_tokens=use.rate_limited_input_tokens,
+            max_tokens=int(record.body["max_tokens"]),
+        )
+
+    def _settle(self, record: RecordedRequest) -> None:
+        """Give back the output the request reserved and did not generate (once)."""
+        reservation = self._reservations.pop(record.request_id, None)
+        if reservation is not None and self.limiter is not None:
+            self.limiter.settle(reservation, record.output_tokens or 0)
+
+    def _limit_headers(self, record: RecordedRequest) -> dict[str, str]:
+        if self.limiter is None or record.model is None:
+            return {}
+        return self.limiter.headers(MODELS[record.model].limit_class)
 
     def _message(
         self,
@@ -389,17 +461,22 @@ class ClaudeEmulator:
         record.status = 200
         if record.fault is Fault.MALFORMED_CHUNK:
             message = message[: len(message) // 2]
-        return web.Response(text=message, content_type="application/json", headers={"request-id": record.request_id})
+        self._settle(record)
+        headers = {"request-id": record.request_id, **self._limit_headers(record)}
+        return web.Response(text=message, content_type="application/json", headers=headers)
 
     async def _stream(
         self, request: web.Request, record: RecordedRequest, reply: Reply, cache_use: CacheUse, timing: TimingPlan
     ) -> web.StreamResponse:
         headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-        response = web.StreamResponse(status=200, headers={**headers, "request-id": record.request_id})
+        headers.update({"request-id": record.request_id, **self._limit_headers(record)})
+        response = web.StreamResponse(status=200, headers=headers)
         await response.prepare(request)
         record.status = 200
 
         async def send(event: str, data: Mapping[str, Any]) -> None:
+            if event == "message_delta":
+                self._settle(record)  # the output is known: settled before the client can see the end
             await response.write(f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode())
 
         async def pace(offset_s: float) -> None:
@@ -448,6 +525,7 @@ async def serve(
     output_tokens_per_s: float | None = None,
     seed: int | None = DEFAULT_SEED,
     thinking: bool = True,
+    limits: OrgLimits | None = None,
 ) -> None:
     """Run an emulator until interrupted, printing its base URL on the first line of stdout."""
     emulator = ClaudeEmulator(
@@ -457,6 +535,7 @@ async def serve(
         output_tokens_per_s=output_tokens_per_s,
         seed=seed,
         thinking=thinking,
+        limits=limits,
     )
     async with emulator:
         print(emulator.base_url, flush=True)
@@ -474,6 +553,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the thinking draws")
     parser.add_argument("--no-thinking", action="store_true", help="answer every request without thinking")
     parser.add_argument("--api-key", default="test-key")
+    add_limit_arguments(parser)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
@@ -484,6 +564,7 @@ def main() -> None:
                 output_tokens_per_s=args.output_tokens_per_s,
                 seed=args.seed,
                 thinking=not args.no_thinking,
+                limits=limits_from_arguments(args),
             )
         )
 

@@ -9,7 +9,10 @@
 
 "if omitted": how a request without a `thinking` field runs; "effort": the default effort ("none":
 `output_config.effort` is rejected); "cache": the minimum cacheable prompt in tokens; "tokens": the
-tokenizer generation (`emulators.claude_usage`).
+tokenizer generation (`emulators.claude_usage`). Rate limits (`emulators.claude_ratelimit`) are per
+model class, `limit_class`: "sonnet-5" (Sonnet 5 and 5.5), "opus-5" (Opus 5 and 5.5), "haiku-4-5" (an
+assumption by analogy with the rate-limit page's "Sonnet 4.x" and "Opus 4.x" classes, which combine
+the versions of one generation; Haiku 4.5 has its own row).
 
 Sources: "Claude Sonnet 5 / 5.5 / Opus 5 / 5.5 overview", "What's new in Claude Sonnet 5.5 / Opus 5 /
 Opus 5.5", the Sonnet 5 and 5.5 migration guides and the prompt caching page. Where the project's
@@ -53,6 +56,7 @@ class ModelSpec:
     min_cacheable_tokens: int
     tokenizer: Tokenizer
     max_output_tokens: int
+    limit_class: str  # the rate-limit class it shares buckets with
 
     @property
     def manual_thinking(self) -> bool:
@@ -63,6 +67,7 @@ class ModelSpec:
 def _five_x(
     model_id: str,
     *,
+    limit_class: str,
     types: frozenset[ThinkingType],
     off_up_to: Effort | None,
     effort: Effort,
@@ -81,6 +86,7 @@ def _five_x(
         min_cacheable_tokens=min_cache,
         tokenizer=TOKENIZER_5X,
         max_output_tokens=MAX_OUTPUT_TOKENS_5X,
+        limit_class=limit_class,
     )
 
 
@@ -96,11 +102,13 @@ _HAIKU_4_5 = ModelSpec(
     min_cacheable_tokens=4096,
     tokenizer=TOKENIZER_4X,
     max_output_tokens=MAX_OUTPUT_TOKENS_HAIKU_4_5,
+    limit_class="haiku-4-5",
 )
 
 MODELS: Final[Mapping[str, ModelSpec]] = {
     "claude-sonnet-5": _five_x(
         "claude-sonnet-5",
+        limit_class="sonnet-5",
         types=frozenset({"adaptive", "disabled"}),
         off_up_to=None,
         effort="high",
@@ -109,6 +117,7 @@ MODELS: Final[Mapping[str, ModelSpec]] = {
     ),
     "claude-sonnet-5-5": _five_x(
         "claude-sonnet-5-5",
+        limit_class="sonnet-5",
         types=frozenset({"adaptive", "between_tools"}),
         off_up_to="high",
         effort="high",
@@ -117,6 +126,7 @@ MODELS: Final[Mapping[str, ModelSpec]] = {
     ),
     "claude-opus-5": _five_x(
         "claude-opus-5",
+        limit_class="opus-5",
         types=frozenset({"adaptive", "disabled"}),
         off_up_to="high",
         effort="high",
@@ -125,6 +135,7 @@ MODELS: Final[Mapping[str, ModelSpec]] = {
     ),
     "claude-opus-5-5": _five_x(
         "claude-opus-5-5",
+        limit_class="opus-5",
         types=frozenset({"adaptive"}),
         off_up_to=None,
         effort="medium",

@@ -152,6 +152,11 @@ class CacheUse:
     write_ttl: Ttl
     pending: tuple[Breakpoint, ...]
 
+    @property
+    def rate_limited_input_tokens(self) -> int:
+        """What counts toward ITPM: uncached input and cache writes, not cache reads."""
+        return self.input_tokens + self.cache_write_tokens
+
     def usage(self, output_tokens: int, thinking_tokens: int = 0) -> dict[str, Any]:
         """The API's `usage` object for this request; `output_tokens` counts thinking and answer."""
         return {
@@ -179,22 +184,31 @@ class PromptCache:
 
         Prefixes shorter than `min_tokens` (the model's minimum cacheable length) are not cached.
         """
+        use, read = self._split(prompt, now, min_tokens)
+        if read is not None:
+            self._expiry[read.key] = now + CACHE_TTL_S[read.ttl]
+        return use
+
+    def peek(self, prompt: PromptLayout, now: float, *, min_tokens: int) -> CacheUse:
+        """What `lookup` would answer, without refreshing anything (a request that may be refused)."""
+        return self._split(prompt, now, min_tokens)[0]
+
+    def _split(self, prompt: PromptLayout, now: float, min_tokens: int) -> tuple[CacheUse, Breakpoint | None]:
         eligible = [bp for bp in prompt.breakpoints if bp.tokens >= min_tokens]
         readable = [bp for bp in eligible if self._expiry.get(bp.key, -math.inf) > now]
         read = max(readable, key=lambda bp: bp.tokens, default=None)
-        if read is not None:
-            self._expiry[read.key] = now + CACHE_TTL_S[read.ttl]
         read_tokens = read.tokens if read else 0
         last = eligible[-1] if eligible else None
         write_tokens = last.tokens - read_tokens if last and last.tokens > read_tokens else 0
         pending = tuple(bp for bp in eligible if bp.tokens > read_tokens)
-        return CacheUse(
+        use = CacheUse(
             input_tokens=prompt.total_tokens - read_tokens - write_tokens,
             cache_read_tokens=read_tokens,
             cache_write_tokens=write_tokens,
             write_ttl=last.ttl if last else "5m",
             pending=pending,
         )
+        return use, read
 
     def commit(self, written: Sequence[Breakpoint], now: float) -> None:
         """Make prefixes a request wrote readable: it has started answering."""
