@@ -20,7 +20,8 @@ Anthropic admits too (reserved amounts being what Anthropic reserves: see matrec
     observe     a response's `-remaining` lowers the level to it (the API saw calls we did not:
                 other clients of the organisation); its `-reset`, when the bucket is full again,
                 sets the refill rate (limit - remaining) / (reset - now). So a call that needs the
-                whole bucket waits until that -reset, a smaller one only until enough has refilled
+                whole bucket waits until that -reset, a smaller one only until enough has refilled.
+                A -reset more than a minute ahead, or past, is a clock difference: limit / 60 s
     pause       a 429's retry-after: nothing is admitted before `paused_until`
 
 Admission keeps strict order (priority, then arrival): when the first waiting call does not fit,
@@ -36,6 +37,7 @@ from matrec.budget import CallCost, Limit, RateLimits, counted_input
 from matrec.results import TokenUsage
 
 WINDOW_S = 60.0  # the limits are per minute
+RESET_ROUNDING_S = 1.0  # -reset is given to the second
 ROUNDING_TOKENS = 1e-6  # a refill that falls short by float rounding alone still fits
 
 
@@ -159,7 +161,10 @@ class BudgetState:
             bucket.level = min(level, float(reported.remaining))
             ahead_s = None if reported.reset_at is None else reported.reset_at - limits.observed_at
             short = reported.limit - reported.remaining
-            bucket.server_rate = short / ahead_s if ahead_s is not None and ahead_s > 0 and short > 0 else None
+            # A per-minute bucket is full within a minute: a -reset further off (or past) says more
+            # about the two clocks than about the bucket, so the rate is then the limit's.
+            plausible = ahead_s is not None and 0 < ahead_s <= WINDOW_S + RESET_ROUNDING_S and short > 0
+            bucket.server_rate = short / ahead_s if plausible and ahead_s is not None else None
 
     def settle(self, reserved: Reserved, usage: TokenUsage | None, *, sent: bool, limits: BudgetLimits) -> None:
         """Settle a call's reservation at its usage (see the module docstring)."""

@@ -187,6 +187,7 @@ class Caller:
             if error.usage is not None:
                 slot.settle(error.usage)
             if error.kind is CallFailure.RATE_LIMITED and error.retry_after_s is not None:
+                slot.settle(TokenUsage())  # refused at the door: it used none of the per-minute tokens
                 self.limiter.pause(error.retry_after_s)
             raise
 
