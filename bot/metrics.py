@@ -3,6 +3,7 @@
     metrics = Metrics()
     metrics.watch_queue(engine.admission)      # running/waiting, read at each scrape
     metrics.watch_budget(spend)                # today's spend against the cap, read from the shared ledger
+    metrics.watch_claude_budget(claude_budget) # Claude calls in flight and waiting, all instances together
     metrics.consultation_ended(ended)          # outcome, branch latencies, failures, tokens, cost
     metrics.followup_ended("answered")        # a turn's status, "error" or "cancelled"
     client.retry_handlers.append(metrics.slack_429_counter())
@@ -25,6 +26,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.claude_budget import StoreBudget
 from bot.consultation.ended import Ended
 from bot.spend import SpendGuard
 from matrec.admission import Admission
@@ -97,12 +99,24 @@ class Metrics:
         self.budget_cap = Gauge(
             "budget_cap_usd", "The team's daily spend cap in dollars (with one).", namespace=NAMESPACE, registry=r
         )
+        self.claude_calls = Gauge(
+            "claude_calls",
+            "Claude calls in flight and waiting for a turn, across instances, as this instance last saw.",
+            ["state"],
+            namespace=NAMESPACE,
+            registry=r,
+        )
         self._spend: SpendGuard | None = None
 
     def watch_queue(self, admission: Admission) -> None:
         """Report `admission`'s running and waiting consultations at every scrape."""
         self.queue.labels(state="running").set_function(lambda: admission.running)
         self.queue.labels(state="waiting").set_function(lambda: admission.waiting)
+
+    def watch_claude_budget(self, budget: StoreBudget) -> None:
+        """Report the shared Claude budget's calls in flight and waiting at every scrape (its latest step's counts)."""
+        self.claude_calls.labels(state="in_flight").set_function(lambda: budget.last.in_flight if budget.last else 0)
+        self.claude_calls.labels(state="waiting").set_function(lambda: budget.last.waiting if budget.last else 0)
 
     def watch_budget(self, spend: SpendGuard) -> None:
         """Read today's spend from `spend`'s shared ledger at every scrape."""

@@ -160,6 +160,7 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             on_ended=metrics.consultation_ended,
         )
         metrics.watch_queue(engine.admission)
+        metrics.watch_claude_budget(claude_budget)
         consultant = Consultant(runner=runner, store=store, fetcher=fetcher, settings=settings, owner=owner)
         reruns = Reruns(runner=runner, store=store, consultant=consultant)
         queue = QueueNotices(runner, engine.admission, settings.queue_refresh_s)

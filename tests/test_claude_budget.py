@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 import pytest
 
 from bot.claude_budget import StoreBudget, Ticket
+from bot.metrics import Metrics
 from bot.store import Store
 from bot.store.claude_budget import Outcome, Step
 from matrec.budget import CallCost, Lease, Limit, RateLimit, RateLimits
@@ -323,3 +324,19 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_its_late_grant_is_handed_
     lease = await asyncio.wait_for(second.acquire(Priority.BRANCH, BRANCH_COST), WAIT_S)
     assert (await second.until(lambda o: o.in_flight == 1)).granted == frozenset({_id(lease)})
     second.release(lease, None)
+
+
+async def test_metrics_show_the_calls_in_flight_and_waiting_across_instances(instances: Instances) -> None:
+    first = await instances.open(_calls(1), "a")
+    second = await instances.open(_calls(1), "b")
+    metrics = Metrics()
+    metrics.watch_claude_budget(second)
+    lease = await first.acquire(Priority.BRANCH, BRANCH_COST)
+    waiter = asyncio.create_task(second.acquire(Priority.BRANCH, BRANCH_COST))
+    await _waiting(second, 1)
+
+    body, _ = await metrics.exposition()
+    assert 'matrec_claude_calls{state="in_flight"} 1.0' in body.decode()
+    assert 'matrec_claude_calls{state="waiting"} 1.0' in body.decode()
+    first.release(lease, None)
+    second.release(await _granted(waiter), None)
