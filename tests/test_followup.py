@@ -427,6 +427,9 @@ async def test_when_claude_fails_before_any_words_the_asker_is_told_to_ask_again
     await slack.wait_until(
         lambda: any("ask again" in m.text for m in bot_replies(slack, GENERAL, sent.ts)), WAIT_S, what="the notice"
     )
+    assert bot.followups is not None
+    async with asyncio.timeout(WAIT_S):
+        await bot.followups.drain()  # the turn is marked failed just after the notice is posted
     assert [t.status for t in await turns(tmp_path, sent)] == [TurnStatus.FAILED]
     assert "spend limit" in bot_replies(slack, GENERAL, sent.ts)[-1].text
 
