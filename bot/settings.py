@@ -53,7 +53,7 @@ class BotSettings(BaseSettings):
     slack_posts_per_channel_per_s: float = Field(
         default=1.0, gt=0, validation_alias=_alias("MATREC_SLACK_POSTS_PER_CHANNEL_PER_S")
     )
-    slack_post_burst: int = Field(default=3, ge=1, validation_alias=_alias("MATREC_SLACK_POST_BURST"))
+    slack_post_burst: int = Field(default=2, ge=1, validation_alias=_alias("MATREC_SLACK_POST_BURST"))
     slack_pacing: float = Field(default=0.9, gt=0, le=1, validation_alias=_alias("MATREC_SLACK_PACING"))
     slack_final_reserve: float = Field(default=3.0, ge=0, validation_alias=_alias("MATREC_SLACK_FINAL_RESERVE"))
     # How long a final state waits for chat.update room before it is posted as a new message instead.

@@ -62,7 +62,7 @@ async def test_channel_buckets_are_separate_and_methods_by_tier() -> None:
     assert rates.bucket("chat.postMessage", "C1")[0] != rates.bucket("chat.postMessage", "C2")[0]
     update, reactions = rates.bucket("chat.update", "C1")[1], rates.bucket("reactions.remove", "C1")[1]
     assert update.per_s == 50 * 0.9 / 60 and reactions.per_s == 20 * 0.9 / 60
-    assert rates.bucket("chat.postMessage", "C1")[1] == BucketRate(per_s=0.9, burst=3.0)
+    assert rates.bucket("chat.postMessage", "C1")[1] == BucketRate(per_s=0.9, burst=2.0)
 
 
 async def test_a_pointer_is_held_by_one_instance_at_a_time_until_it_lands(store: Store, opener: Opener) -> None:

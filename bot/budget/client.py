@@ -79,7 +79,7 @@ class BudgetedClient(AsyncWebClient):
         if self.budget is not None:
             priority, wait_s = _priority.get()
             channel = _channel(json, params, data)
-            room_in_s = await self.budget.admit(api_method, channel, priority, wait_for(priority, wait_s))
+            room_in_s = await self.budget.admit(api_method, channel, priority, wait_for(api_method, priority, wait_s))
             if room_in_s > 0:
                 raise NoRoom(self._no_room(api_method, room_in_s), api_method, room_in_s)
         return await super().api_call(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.budget.rates import Priority, SlackRates
+from bot.budget.rates import LOOKUPS, UNBUDGETED, Priority, SlackRates
 from bot.store.slack_budget import BucketRate
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINAL_UPDATE_WAIT_S: Final = 0.5  # how long a final state waits for chat.update before it is posted anew
+LOOKUP_WAIT_S: Final = 0.0  # a look-up at NORMAL priority gives way at once when there is no room
 NORMAL_WAIT_S: Final = 60.0  # an ordinary call waits this long for room, then fails as a 429 would
 MIN_RETRY_S: Final = 0.02  # the shortest pause between two asks of a bucket that had no room
 
@@ -70,6 +71,8 @@ class UpdateBudget:
     async def admit(self, method: str, channel: str | None, priority: Priority, wait_s: float) -> float:
         """Take a token for one call: 0.0 once granted; else (after waiting up to `wait_s`) the seconds
         until its bucket would have room."""
+        if method in UNBUDGETED:
+            return 0.0
         bucket, rate = self.rates.bucket(method, channel)
         floor = self.rates.floor(priority)
         ahead = self._higher_waiting(bucket, priority)
@@ -122,8 +125,11 @@ class UpdateBudget:
             return 0.0
 
 
-def wait_for(priority: Priority, wait_s: float | None) -> float:
-    """A call's wait: as given, or the priority's own (finals wait as long as it takes, progress not at all)."""
+def wait_for(method: str, priority: Priority, wait_s: float | None) -> float:
+    """A call's wait: as given, or the priority's own (finals wait as long as it takes, progress not at
+    all, look-ups briefly)."""
     if wait_s is not None:
         return wait_s
+    if priority is Priority.NORMAL and method in LOOKUPS:
+        return LOOKUP_WAIT_S
     return {Priority.FINAL: math.inf, Priority.NORMAL: NORMAL_WAIT_S, Priority.PROGRESS: 0.0}[priority]
