@@ -1,7 +1,9 @@
 """The App Home tab: the viewer's recent consultations, the team's, and simple statistics.
 
 Published afresh (views.publish) each time someone opens the tab, from conversations that person
-is a member of only, so two people with different memberships see different consultations.
+is a member of only, so two people with different memberships see different consultations. The
+publish is an ordinary call in the shared Slack budget (Tier 4): it waits for room behind final
+states, and gives up (logged) if there is none for a minute.
 """
 
 from __future__ import annotations

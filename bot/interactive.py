@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import actions
 from bot.access import Access
 from bot.blocks import details, final_board, notice
-from bot.budget import UpdateBudget
+from bot.budget import Priority, UpdateBudget, calls_at
 from bot.command import SlashCommand
 from bot.consultation import Consultant
 from bot.consultation.job import TEXT_ONLY_LABEL
@@ -68,7 +68,7 @@ class Deps:
     reruns: Reruns
     consultant: Consultant
     bot_user_id: str
-    budget: UpdateBudget | None = None  # the boards' app-wide chat.update budget, shared by re-renders
+    budget: UpdateBudget | None = None  # the shared Slack budget (the client spends from it)
 
 
 @dataclass(frozen=True)
@@ -201,14 +201,13 @@ class Buttons:
         rendered = final_board(
             consultation.recommendation, part=part_name(consultation), context=consultation.context, view=view
         )
-        if self._deps.budget is not None:
-            await self._deps.budget.take(final=True)  # chat.update is limited per app, boards included
-        update = self._client.chat_update(
-            channel=consultation.channel, ts=consultation.board_ts, text=rendered.text, blocks=rendered.blocks
-        )
-        await best_effort(
-            update, f"could not show the feedback on board {consultation.channel}/{consultation.board_ts}"
-        )
+        with calls_at(Priority.FINAL):  # what the click changed, in the shared budget before any progress
+            update = self._client.chat_update(
+                channel=consultation.channel, ts=consultation.board_ts, text=rendered.text, blocks=rendered.blocks
+            )
+            await best_effort(
+                update, f"could not show the feedback on board {consultation.channel}/{consultation.board_ts}"
+            )
 
     # --- details ---------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import Access
 from bot.app import Parts, build_app
-from bot.budget import UpdateBudget
+from bot.budget import BudgetedClient, SlackRates, UpdateBudget
 from bot.claude_budget import StoreBudget
 from bot.consultation import Consultant, JobRunner, QueueNotices, Resumer
 from bot.consultation.rerun import Reruns
@@ -39,6 +39,7 @@ from bot.finals import Finals
 from bot.interactive import Deps, register
 from bot.memory import Memory
 from bot.metrics import Metrics
+from bot.pointers import Pointers
 from bot.readiness import Phase, Readiness
 from bot.server import MetricsEndpoint, metrics_app, web_app
 from bot.settings import BotSettings
@@ -134,6 +135,7 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
         )
         await claude_budget.start()
         stack.push_async_callback(claude_budget.aclose)  # after the consultations drain, before the store closes
+        budget = await _share_budget(stack, client, store, settings)
         spend = SpendGuard.from_settings(settings, engine_settings, store, client)
         if spend is not None:
             metrics.watch_budget(spend)
@@ -153,7 +155,7 @@ async def started(settings: BotSettings, engine_settings: EngineSettings) -> Asy
             client=client,
             fetcher=fetcher,
             settings=settings,
-            budget=UpdateBudget(settings.updates_per_minute, settings.update_burst),
+            budget=budget,
             spend=spend,
             finals=finals,
             memory=memory,
@@ -324,14 +326,35 @@ def _followups(
     )
 
 
-def slack_client(token: str, api_url: str, metrics: Metrics | None = None) -> AsyncWebClient:
-    """The Web API client every part shares: SDK retries of connection errors and of 429s (Retry-After),
-    each 429 counted first when `metrics` is given."""
-    client = AsyncWebClient(token=token, base_url=api_url)
+def slack_client(token: str, api_url: str, metrics: Metrics | None = None) -> BudgetedClient:
+    """The Web API client every part shares: inside the shared Slack budget once one is attached
+    (`_share_budget`), with SDK retries of connection errors and of 429s (Retry-After) as the
+    backstop, each 429 counted first when `metrics` is given."""
+    client = BudgetedClient(token=token, base_url=api_url)
     if metrics is not None:
         client.retry_handlers.insert(0, metrics.slack_429_counter())
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
     return client
+
+
+async def _share_budget(
+    stack: AsyncExitStack, client: BudgetedClient, store: Store, settings: BotSettings
+) -> UpdateBudget:
+    """Put every call of `client` inside the Slack budget all instances share through `store`, and land
+    moved boards' pointers, until the stack closes (before the store does)."""
+    pointers = Pointers(store, client)
+    budget = UpdateBudget(
+        store, SlackRates.from_settings(settings), final_update_wait_s=settings.final_update_wait_s, pointers=pointers
+    )
+    client.budget = budget
+
+    def detach() -> None:
+        client.budget = None  # calls made while the bot shuts down go unpaced rather than to a closed store
+
+    stack.callback(detach)
+    landing = asyncio.create_task(pointers.run(), name="pointers")
+    stack.push_async_callback(_cancelled, landing)
+    return budget
 
 
 def instance_name() -> str:

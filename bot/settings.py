@@ -42,8 +42,22 @@ class BotSettings(BaseSettings):
         default=frozenset(), validation_alias=_alias("MATREC_MENTION_ONLY_CHANNELS")
     )
     update_interval_s: float = Field(default=1.0, gt=0, validation_alias=_alias("MATREC_UPDATE_INTERVAL_S"))
+    # Slack's app-wide limits the shared Slack budget (bot.budget) paces every instance to, together:
+    # calls a minute per method by tier (MATREC_UPDATES_PER_MINUTE is Tier 3: chat.update,
+    # reactions.add...), chat.postMessage per channel, calls at once per method, the share of those
+    # rates used, and the tokens of each method only final states may take.
     updates_per_minute: float = Field(default=50.0, gt=0, validation_alias=_alias("MATREC_UPDATES_PER_MINUTE"))
     update_burst: int = Field(default=10, ge=1, validation_alias=_alias("MATREC_UPDATE_BURST"))
+    slack_tier2_per_minute: float = Field(default=20.0, gt=0, validation_alias=_alias("MATREC_SLACK_TIER2_PER_MINUTE"))
+    slack_tier4_per_minute: float = Field(default=100.0, gt=0, validation_alias=_alias("MATREC_SLACK_TIER4_PER_MINUTE"))
+    slack_posts_per_channel_per_s: float = Field(
+        default=1.0, gt=0, validation_alias=_alias("MATREC_SLACK_POSTS_PER_CHANNEL_PER_S")
+    )
+    slack_post_burst: int = Field(default=2, ge=1, validation_alias=_alias("MATREC_SLACK_POST_BURST"))
+    slack_pacing: float = Field(default=0.9, gt=0, le=1, validation_alias=_alias("MATREC_SLACK_PACING"))
+    slack_final_reserve: float = Field(default=3.0, ge=0, validation_alias=_alias("MATREC_SLACK_FINAL_RESERVE"))
+    # How long a final state waits for chat.update room before it is posted as a new message instead.
+    final_update_wait_s: float = Field(default=0.5, ge=0, validation_alias=_alias("MATREC_FINAL_UPDATE_WAIT_S"))
     max_images_per_message: int = Field(default=6, ge=1, validation_alias=_alias("MATREC_MAX_IMAGES_PER_MESSAGE"))
     dedupe_retention_s: float = Field(default=86_400.0, ge=600, validation_alias=_alias("MATREC_DEDUPE_RETENTION_S"))
     log_level: str = Field(default="INFO", validation_alias=_alias("MATREC_LOG_LEVEL"))

@@ -25,10 +25,11 @@ churn. Decisions, with Slack's limits (per app and workspace, shared by every an
   missing) appends the task again: "still thinking, 40 s" while there are no words, the
   completed task unchanged in a gap mid-answer (an update by id, invisible). Continuation
   messages carry no task: one that idles that long is taken over by chat.update (below).
-- Appends are batched: at most one per `flush_interval_s` (0.5 s) per answer, and all answers
-  together stay within the Tier 4 budget (`StreamLimits.appends`): text keeps coalescing while
-  an append waits, so a busy app sends fewer, larger appends instead of falling behind.
-- A start is taken only when the Tier 2 allowance has room for it and its stop; otherwise, and
+- Every call is inside the shared Slack budget (`bot.budget`: the client spends from it, for every
+  instance at once). Appends are batched: at most one per `flush_interval_s` (0.5 s) per answer,
+  waiting for Tier 4 room as ordinary calls do: text keeps coalescing while an append waits, so a
+  busy app sends fewer, larger appends instead of falling behind. The stop is a final state.
+- A start is taken only when its Tier 2 bucket has room now (it never waits); otherwise, and
   when Slack refuses streaming (`feature_disabled`, `not_allowed`, `ratelimited`, anything),
   the answer is one ordinary message posted and then updated by a `MessageWriter` at
   `fallback_interval_s`, inside the chat.update budget the boards share.
@@ -51,7 +52,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal
 
 import aiohttp
@@ -62,7 +63,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import Rendered
 from bot.blocks.kit import MAX_FALLBACK_CHARS, Block, fit
-from bot.budget import UpdateBudget
+from bot.budget import Priority, UpdateBudget, calls_at
 from bot.escape import escape
 from bot.writer import MessageWriter, post_reply
 
@@ -71,10 +72,6 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S: Final = 0.5  # at most one appendStream per answer this often
 FALLBACK_INTERVAL_S: Final = 1.0  # at most one chat.update per fallback message this often
 MESSAGE_MAX_CHARS: Final = 12_000  # Slack: markdown per stream chunk and per markdown block
-STARTS_PER_MINUTE: Final = 20.0  # chat.startStream and chat.stopStream: Tier 2
-STARTS_BURST: Final = 10
-APPENDS_PER_MINUTE: Final = 100.0  # chat.appendStream: Tier 4
-APPENDS_BURST: Final = 20
 KEEPALIVE_S: Final = 20.0  # a live stream gets a write at least this often; Slack expires one idle ~30 s
 CONTINUED_TEXT: Final = "(continued)"
 THINKING_TASK_ID: Final = "thinking"
@@ -89,33 +86,11 @@ _NEVER_STREAMS: Final = frozenset({"feature_disabled", "not_allowed", "not_allow
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
 
 
-class Allowance:
-    """A non-blocking token bucket: take `n` now or not at all (the caller picks another way)."""
-
-    def __init__(self, per_minute: float, burst: int) -> None:
-        self.rate_per_s = per_minute / 60.0
-        self.burst = burst
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-
-    def try_take(self, n: int = 1) -> bool:
-        """Take `n` tokens if there are that many now."""
-        now = time.monotonic()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate_per_s)
-        self._stamp = now
-        if self._tokens < n:
-            return False
-        self._tokens -= n
-        return True
-
-
 @dataclass
 class StreamLimits:
     """Slack's app-wide limits every answer shares: one per process, built at start-up."""
 
-    updates: UpdateBudget | None = None  # chat.update, shared with the boards
-    starts: Allowance = field(default_factory=lambda: Allowance(STARTS_PER_MINUTE, STARTS_BURST))
-    appends: UpdateBudget = field(default_factory=lambda: UpdateBudget(APPENDS_PER_MINUTE, APPENDS_BURST))
+    updates: UpdateBudget | None = None  # the shared Slack budget (fallback messages move like boards)
     streaming: bool = True  # False: every answer is posted and updated (also once Slack said it never streams)
     flush_interval_s: float = FLUSH_INTERVAL_S
     fallback_interval_s: float = FALLBACK_INTERVAL_S
@@ -305,7 +280,6 @@ class AnswerWriter:
         assert self._begun_at is not None
         if self._task_status == "in_progress":
             self._task_details = STILL_THINKING.format(elapsed_s=time.monotonic() - self._begun_at)
-        await self._limits.appends.take(final=False)
         try:
             await part.streamer.append(chunks=[self._task_chunk()])
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
@@ -396,7 +370,7 @@ class AnswerWriter:
 
     async def _start_stream(self, part: _Part, chunks: list[Chunk]) -> bool:
         """Start `part` as a stream holding `chunks`; False when the allowance or Slack says no."""
-        if not self._streaming or not self._limits.starts.try_take(2):  # its start and its stop
+        if not self._streaming:
             return False
         streamer = await self._client.chat_stream(
             channel=self.channel,
@@ -406,7 +380,8 @@ class AnswerWriter:
             buffer_size=1,  # our own loop batches: every append() is one call
         )
         try:
-            await streamer.append(chunks=chunks)
+            with calls_at(Priority.NORMAL, wait_s=0.0):  # the start never waits: the answer is posted instead
+                await streamer.append(chunks=chunks)
         except SlackApiError as error:
             self._streaming = False  # this workspace or this moment refuses: post instead
             if _code(error) in _NEVER_STREAMS:
@@ -437,7 +412,6 @@ class AnswerWriter:
             chunks: list[Chunk] = [MarkdownTextChunk(text=text)]
             if part.task and self._task_status == "in_progress":  # the first words: thinking is over
                 chunks.insert(0, self._settle_task())
-            await self._limits.appends.take(final=False)
             try:
                 await part.streamer.append(chunks=chunks)
                 self.appends += 1
@@ -457,7 +431,8 @@ class AnswerWriter:
         streamer, part.streamer = part.streamer, None
         settled = [self._settle_task()] if part.task and self._task_status == "in_progress" else None
         try:
-            await streamer.stop(blocks=blocks or None, chunks=settled)
+            with calls_at(Priority.FINAL):
+                await streamer.stop(blocks=blocks or None, chunks=settled)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as error:
             log.info("stopping the answer stream in %s failed (%s): updating", self.channel, _describe(error))
             self._take_over(part, shown=Rendered(text="", blocks=[]))

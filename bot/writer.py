@@ -11,21 +11,27 @@ Every writer ends with close() or cancel(); calling cancel() in a `finally` is s
 does nothing), so no writer task outlives its board. Cancelling a caller awaiting close() ends the
 writer too.
 
-Intermediate renders: only the newest is sent, at most one per `interval_s` and within the app-wide
-budget; one identical to what Slack shows is skipped. A failed update (a Slack error, a dropped or
-reset connection, a timeout, a 429 the client's handler gave up on) is logged and the writer goes on
-with the next render: snapshots are complete, so the next one (or the final) repairs the board. A
-board deleted meanwhile (`message_not_found`...) gets no more updates.
+Intermediate renders: only the newest is sent, at most one per `interval_s`, at PROGRESS priority in
+the shared Slack budget (`bot.budget`): where it has no room the render gives way and waits, and
+newer renders replace it meanwhile, so a busy app sends fewer, fresher updates and never queues
+stale ones ahead of a final state. One identical to what Slack shows is skipped. A failed update
+(a Slack error, a dropped or reset connection, a timeout, a 429 the client's handler gave up on)
+is logged and the writer goes on with the next render: snapshots are complete, so the next one (or
+the final) repairs the board. A board deleted meanwhile (`message_not_found`...) gets no more updates.
 
-The final state is retried with backoff (at least the Retry-After of a 429) for `FinalRetry.window_s`;
-on a board that is gone it is posted as a new thread reply, and `ts` then names that reply.
-close() returns once the final state is in Slack or the window has passed (an error is logged); it
-never raises a Slack or transport error.
+The final state goes at FINAL priority at once (no pacing). Where the budget cannot afford its
+chat.update within `UpdateBudget.final_update_wait_s`, it is posted as a new thread reply instead
+(its own per-channel limit), `ts` then names that reply, and the old board is recorded to become a
+pointer to it later (`bot.pointers`). Otherwise it is retried with backoff (at least the
+Retry-After of a 429) for `FinalRetry.window_s`; on a board that is gone it is posted as a new
+thread reply, and `ts` then names that reply. close() returns once the final state is in Slack or
+the window has passed (an error is logged); it never raises a Slack or transport error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Iterator
@@ -35,9 +41,11 @@ from typing import Literal, TypeVar
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.blocks import Rendered
-from bot.budget import UpdateBudget
+from bot.budget import NoRoom, Priority, UpdateBudget, calls_at
+from bot.store.slack_budget import Pointer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,11 +54,12 @@ FINAL_RETRY_WINDOW_S = 300.0  # how long close() keeps trying to land the final 
 FINAL_FIRST_BACKOFF_S = 1.0
 FINAL_MAX_BACKOFF_S = 30.0
 _DEFAULT_RETRY_AFTER_S = 1.0
+MIN_NO_ROOM_RETRY_S = 0.05  # a render that got no room is not tried again sooner than this
 _HTTP_TOO_MANY_REQUESTS = 429
 _HTTP_SERVER_ERROR = 500
 
 # chat.update answers these when the board itself can no longer be edited: post the final anew.
-_MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 # Worth another try later (besides transport errors and HTTP 5xx).
 _TRANSIENT = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 
@@ -79,7 +88,7 @@ class _Failure:
     """Why a write did not land (a Slack error code or a transport error; never the token)."""
 
     reason: str
-    kind: Literal["gone", "transient", "permanent"]
+    kind: Literal["gone", "transient", "permanent", "no_room"]
     retry_after_s: float = 0.0
 
 
@@ -106,6 +115,7 @@ class MessageWriter:
         self.thread_ts = thread_ts
         self.interval_s = interval_s
         self.updates = 0
+        self.moved = 0  # final states posted anew because no chat.update could be afforded in time
         self._shown = shown
         self._gone = False
         self._pending: Rendered | None = None
@@ -151,32 +161,39 @@ class MessageWriter:
 
     async def _run(self) -> None:
         last_sent = float("-inf")
+        retry_in_s: float | None = None  # a render that got no room is tried again after this
         while True:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(retry_in_s):
+                    await self._wake.wait()
             self._wake.clear()
+            retry_in_s = None
             wait_s = last_sent + self.interval_s - time.monotonic()
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)  # pacing: at most one update per interval
-            granted = False
-            if not self._final and self._budget is not None and self._worth_sending(self._pending):
-                await self._budget.take(final=False)  # renders keep coalescing meanwhile
-                granted = True
+            if wait_s > 0 and not self._final:
+                await asyncio.sleep(wait_s)  # pacing: at most one update per interval (not the final)
             if self._final:
-                await self._land(granted=granted)
+                await self._land()
                 return
             rendered, self._pending = self._pending, None
             if rendered is not None and self._worth_sending(rendered):
-                await self._update(rendered)
-                last_sent = time.monotonic()
+                retry_in_s = await self._update(rendered)
+                if retry_in_s is None:
+                    last_sent = time.monotonic()
+                elif self._pending is None:
+                    self._pending = rendered  # tried again later, unless a newer render replaces it
 
     def _worth_sending(self, rendered: Rendered | None) -> bool:
         return rendered is not None and rendered != self._shown and not self._gone
 
-    async def _update(self, rendered: Rendered) -> None:
-        """One intermediate chat.update; a failure is logged and left for the next render to repair."""
-        failure = await _attempt(self._chat_update(rendered))
+    async def _update(self, rendered: Rendered) -> float | None:
+        """One intermediate chat.update; None once sent (or failed: the next render repairs it), else
+        the seconds until the budget has room for it."""
+        with calls_at(Priority.PROGRESS):
+            failure = await _attempt(self._chat_update(rendered))
         if failure is None:
-            return
+            return None
+        if failure.kind == "no_room":
+            return max(failure.retry_after_s, MIN_NO_ROOM_RETRY_S)
         if failure.kind == "gone":
             self._gone = True
             log.warning(
@@ -184,15 +201,16 @@ class MessageWriter:
             )
         else:
             log.warning("an update of board %s/%s failed (%s); going on", self.channel, self.ts, failure.reason)
+        return None
 
-    async def _land(self, *, granted: bool) -> None:
+    async def _land(self) -> None:
         """Put the final state in Slack within the retry window, or log why it is not there."""
         final, self._pending = self._pending, None
         if final is None or (final == self._shown and not self._gone):
             return
         try:
             async with asyncio.timeout(self._retry.window_s):
-                await self._push_final(final, granted=granted)
+                await self._push_final(final)
         except TimeoutError:
             log.error(
                 "the final state of board %s/%s did not land within %g s",
@@ -201,16 +219,16 @@ class MessageWriter:
                 self._retry.window_s,
             )
 
-    async def _push_final(self, final: Rendered, *, granted: bool) -> None:
+    async def _push_final(self, final: Rendered) -> None:
         backoffs_s = self._retry.backoffs_s()
         while True:
             if self._gone:
                 failure = await _attempt(self._repost(final))
             else:
-                if self._budget is not None and not granted:
-                    await self._budget.take(final=True)
-                granted = False
-                failure = await _attempt(self._chat_update(final))
+                with calls_at(Priority.FINAL, wait_s=self._budget.final_update_wait_s if self._budget else None):
+                    failure = await _attempt(self._chat_update(final))
+                if failure is not None and failure.kind == "no_room":
+                    failure = await _attempt(self._move(final))
             if failure is None:
                 return
             if failure.kind == "gone" and not self._gone:
@@ -244,17 +262,33 @@ class MessageWriter:
         self._gone = False
         log.info("board %s/%s was posted anew as %s", self.channel, gone_ts, self.ts)
 
+    async def _move(self, final: Rendered) -> None:
+        """No room for the final chat.update in time: post it anew, and record the old board to point at it."""
+        moved_ts = self.ts
+        await self._repost(final)
+        self.moved += 1
+        pointers = self._budget.pointers if self._budget is not None else None
+        if pointers is None:
+            return
+        try:
+            await pointers.add(Pointer(self.channel, moved_ts, self.thread_ts, self.ts))
+        except (SQLAlchemyError, OSError, TimeoutError) as error:  # the final state is in Slack regardless
+            reason = type(error).__name__
+            log.warning("could not record the pointer on board %s/%s (%s)", self.channel, moved_ts, reason)
+
 
 async def post_reply(client: AsyncWebClient, *, channel: str, thread_ts: str, rendered: Rendered) -> str:
-    """Post `rendered` in the thread (no unfurling); returns the new message's ts."""
-    response = await client.chat_postMessage(
-        channel=channel,
-        thread_ts=thread_ts,
-        text=rendered.text,
-        blocks=rendered.blocks,
-        unfurl_links=False,
-        unfurl_media=False,
-    )
+    """Post `rendered` in the thread (no unfurling), at FINAL priority: a reply is what someone waits
+    for; returns the new message's ts."""
+    with calls_at(Priority.FINAL):
+        response = await client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=rendered.text,
+            blocks=rendered.blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
     return str(response["ts"])
 
 
@@ -283,7 +317,9 @@ async def _attempt(write: Awaitable[None]) -> _Failure | None:
 def _slack_failure(error: SlackApiError) -> _Failure:
     code = str(error.response.get("error", "")) or f"HTTP {error.response.status_code}"
     status = error.response.status_code
-    if code in _MESSAGE_GONE:
+    if isinstance(error, NoRoom):
+        return _Failure("no room in the Slack budget", "no_room", error.room_in_s)
+    if code in MESSAGE_GONE:
         return _Failure(code, "gone")
     if status == _HTTP_TOO_MANY_REQUESTS:
         return _Failure(code, "transient", _retry_after_s(error))

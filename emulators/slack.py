@@ -34,7 +34,7 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 
 from aiohttp import web
@@ -323,13 +323,20 @@ class SlackEmulator:
         """Transport faults inflicted so far, by method (counted when the call arrives)."""
         return self.faults.served
 
-    def use_slack_rate_limits(self, *, burst: int | None = None) -> None:
+    def use_slack_rate_limits(
+        self,
+        *,
+        burst: int | None = None,
+        per_minute: Mapping[int, float] | None = None,
+        posts_per_s: float | None = None,
+    ) -> None:
         """Limit every method by Slack's documented tier (Tier 2: 20/min, 3: 50/min, 4: 100/min...).
 
         Off by default so tests only meet limits they ask for; `burst` (default: a minute's worth)
-        is how many calls pass at once before the per-minute refill applies.
+        is how many calls pass at once before the per-minute refill applies; `per_minute` (tier ->
+        calls a minute) and `posts_per_s` (chat.postMessage per channel) change Slack's rates.
         """
-        self.limits.use_slack_tiers(burst=burst)
+        self.limits.use_slack_tiers(burst=burst, per_minute=per_minute, posts_per_s=posts_per_s)
 
     def enable_streaming(self, enabled: bool = True, *, idle_expiry_s: float = STREAM_IDLE_EXPIRY_S) -> None:
         """Let chat.startStream/appendStream/stopStream work (default: they answer feature_disabled)."""

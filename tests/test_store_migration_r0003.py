@@ -130,7 +130,7 @@ async def test_rows_of_revision_0002_gain_kind_files_and_part_and_become_searcha
         )
         await store.save_images(done.id, [image])
         assert (await store.turns(done.id), await store.images(done.id)) == ([turn], [image])
-    assert await fetch_raw(url, "SELECT version_num FROM alembic_version") == [("0005",)]
+    assert await fetch_raw(url, "SELECT version_num FROM alembic_version") == [("0006",)]  # the head
 
 
 async def test_a_database_upgraded_from_0002_has_the_schema_of_a_fresh_one(url: str, tmp_path: Path) -> None:

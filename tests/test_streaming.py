@@ -4,14 +4,20 @@ where streaming is refused or expires, always complete, escaped and split within
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.budget import Priority
 from bot.escape import escape
-from bot.streaming import Allowance, AnswerWriter, StreamLimits, sendable, split_point
+from bot.store import Store
+from bot.streaming import AnswerWriter, StreamLimits, sendable, split_point
 from emulators.slack import SlackEmulator
 from emulators.slack_workspace import Message
+from tests.budget_support import budgeted_client, rates
+from tests.store_support import fresh_database
 
 GENERAL, ALICE, TEAM = "C0GENERAL", "U1", "T0TEST"
 WAIT_S = 15.0
@@ -32,6 +38,20 @@ ANSWER = "PA66-GF30 keeps **85 MPa** at 80 °C; polypropylene creeps under a 20 
 @pytest.fixture
 def client(slack: SlackEmulator) -> AsyncWebClient:
     return AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with fresh_database("sqlite", tmp_path) as url, await Store.open(url) as opened:
+        yield opened
+
+
+async def no_start_left(slack: SlackEmulator, store: Store) -> AsyncWebClient:
+    """A client in a shared budget whose chat.startStream bucket has one start a day, already spent."""
+    client = budgeted_client(slack, store, rates(tier2=1 / (24 * 60)))
+    assert client.budget is not None
+    assert await client.budget.admit("chat.startStream", GENERAL, Priority.FINAL, 0.0) == 0.0
+    return client
 
 
 @pytest.fixture
@@ -171,11 +191,12 @@ async def test_an_answer_longer_than_a_message_continues_in_the_next(
     assert [m.blocks is not None and BUTTON in m.blocks for m in messages] == [False] * (len(messages) - 1) + [True]
 
 
-async def test_when_the_start_allowance_is_spent_the_answer_is_posted(
-    slack: SlackEmulator, client: AsyncWebClient, question: str
+async def test_when_the_shared_start_budget_is_spent_the_answer_is_posted(
+    slack: SlackEmulator, store: Store, question: str
 ) -> None:
     slack.enable_streaming()
-    limits = StreamLimits(starts=Allowance(per_minute=0.001, burst=2), flush_interval_s=0.05)
+    client = budgeted_client(slack, store, rates(tier2=1 / (24 * 60), burst=1))  # one start (and stop) a day
+    limits = StreamLimits(flush_interval_s=0.05)
     first, second = writer(client, question, limits), writer(client, question, limits)
     first.write("one")
     second.write("two")
@@ -303,12 +324,12 @@ async def test_where_streaming_is_disabled_a_begun_answer_is_posted_with_its_fir
     assert shown(message) == escape(ANSWER) and len(slack.calls_to("chat.startStream")) == 1
 
 
-async def test_when_the_start_allowance_is_spent_a_begun_answer_is_posted(
-    slack: SlackEmulator, client: AsyncWebClient, question: str
+async def test_when_the_shared_start_budget_is_spent_a_begun_answer_is_posted(
+    slack: SlackEmulator, store: Store, question: str
 ) -> None:
     slack.enable_streaming()
-    limits = StreamLimits(starts=Allowance(per_minute=0.001, burst=1), flush_interval_s=0.05)
-    answer = writer(client, question, limits)
+    limits = StreamLimits(flush_interval_s=0.05)
+    answer = writer(await no_start_left(slack, store), question, limits)
     answer.begin()
     answer.write("one")
     await answer.finish()

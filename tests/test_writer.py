@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +15,12 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import Rendered
-from bot.budget import UpdateBudget
 from bot.service import RATE_LIMIT_RETRIES
+from bot.store import Store
 from bot.writer import FinalRetry, MessageWriter, post_reply
 from emulators.slack import SlackEmulator, TransportFault
+from tests.budget_support import budgeted_client, rates
+from tests.store_support import fresh_database
 
 GENERAL = "C0GENERAL"
 ALICE = "U1"
@@ -136,10 +139,15 @@ async def test_only_the_newest_render_is_sent_and_an_identical_one_is_skipped(
 
 
 async def test_renders_and_the_final_share_the_app_wide_budget(
-    slack: SlackEmulator, thread: Thread, writer_for: Callable[..., MessageWriter]
+    slack: SlackEmulator, thread: Thread, writer_for: Callable[..., MessageWriter], tmp_path: Path
 ) -> None:
-    budget = UpdateBudget(per_minute=600, burst=1)  # one now, then one every 0.1 s
-    writer = writer_for(budget=budget)
+    async with fresh_database("sqlite", tmp_path) as url, await Store.open(url) as store:
+        # one chat.update now, then one every 0.1 s; the final waits for it rather than move
+        client = budgeted_client(slack, store, rates(tier3=600, burst=1, reserve=0), final_update_wait_s=WAIT_S)
+        await _progress_then_final(slack, thread, writer_for(client, budget=client.budget))
+
+
+async def _progress_then_final(slack: SlackEmulator, thread: Thread, writer: MessageWriter) -> None:
     writer.submit(board("half way"))
     await slack.wait_until(lambda: shown(slack, thread.board_ts) == "half way", WAIT_S)
     await writer.close(board("Best: Metal"))

@@ -1,6 +1,8 @@
 """The small Slack touches around a consultation: reactions, notices, the thread status.
 
 Each is best effort: a failure is logged and the consultation goes on (the board is what matters).
+Reactions and the thread status are PROGRESS in the shared Slack budget (`bot.budget`): under load
+they give way (are skipped) rather than hold back anyone's final state; notices are replies.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
+from bot.budget import Priority, calls_at
 from bot.writer import best_effort, post_reply
 
 THREAD_STATUS = "is analysing the part…"
@@ -36,14 +39,18 @@ class Thread:
         for method, name in ((self.client.reactions_remove, remove), (self.client.reactions_add, add)):
             if name is not None:
                 where = f"reaction {name} on {self.channel}/{self.message_ts}"
-                await best_effort(
-                    method(channel=self.channel, timestamp=self.message_ts, name=name), where, level=logging.INFO
-                )
+                with calls_at(Priority.PROGRESS):
+                    await best_effort(
+                        method(channel=self.channel, timestamp=self.message_ts, name=name), where, level=logging.INFO
+                    )
 
     async def status(self, text: str) -> None:
         """The "is analysing…" line under the thread; "" clears it (Slack keeps it after an edit)."""
-        call = self.client.assistant_threads_setStatus(channel_id=self.channel, thread_ts=self.thread_ts, status=text)
-        await best_effort(call, "thread status unavailable", level=logging.DEBUG)
+        with calls_at(Priority.PROGRESS):
+            call = self.client.assistant_threads_setStatus(
+                channel_id=self.channel, thread_ts=self.thread_ts, status=text
+            )
+            await best_effort(call, "thread status unavailable", level=logging.DEBUG)
 
     async def finished(self, *, ok: bool) -> None:
         """Every consultation of the message is final: the reaction says how (each job has already

@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import Rendered
 from bot.blocks.replies import notice, rerun_offer
+from bot.budget import Priority, calls_at
 from bot.consultation.job import prepared_images
 from bot.consultation.rerun import PENDING_POSITION
 from bot.conversation.reply import ThreadReply
@@ -194,14 +195,16 @@ class Answerer:
     async def _react(self, reply: ThreadReply, *, add: str | None = None, remove: str | None = None) -> None:
         for method, name in ((self.client.reactions_add, add), (self.client.reactions_remove, remove)):
             if name is not None:
-                call = method(channel=reply.channel, timestamp=reply.ts, name=name)
-                await best_effort(call, f"reaction {name} on {reply.channel}/{reply.ts}", level=logging.INFO)
+                with calls_at(Priority.PROGRESS):  # gives way under load (the answer is what matters)
+                    call = method(channel=reply.channel, timestamp=reply.ts, name=name)
+                    await best_effort(call, f"reaction {name} on {reply.channel}/{reply.ts}", level=logging.INFO)
 
     async def _status(self, reply: ThreadReply, status: str) -> None:
-        call = self.client.assistant_threads_setStatus(
-            channel_id=reply.channel, thread_ts=reply.thread_ts, status=status
-        )
-        await best_effort(call, "thread status unavailable", level=logging.DEBUG)
+        with calls_at(Priority.PROGRESS):
+            call = self.client.assistant_threads_setStatus(
+                channel_id=reply.channel, thread_ts=reply.thread_ts, status=status
+            )
+            await best_effort(call, "thread status unavailable", level=logging.DEBUG)
 
     async def _post(self, reply: ThreadReply, rendered: Rendered) -> None:
         posted = post_reply(self.client, channel=reply.channel, thread_ts=reply.thread_ts, rendered=rendered)

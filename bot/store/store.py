@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.store import claude_budget, ledger, search
+from bot.store import claude_budget, ledger, search, slack_budget
 from bot.store.dedupe import prune_keys, record_keys
 from bot.store.engine import Connections, connect
 from bot.store.ledger import Reservation
@@ -503,6 +503,40 @@ class Store:
         """Record what an instance saw of its Claude calls and grant waiting ones, atomically across instances."""
         async with self._connections.write() as connection:
             return await claude_budget.step(connection, change, limits, now)
+
+    # --- SLACK-BUDGET: the shared Slack budget (bot.store.slack_budget) ---------------------------
+
+    async def take_slack(
+        self, bucket: str, rate: slack_budget.BucketRate, *, now_s: float, floor: float, cost: float = 1.0
+    ) -> float:
+        """Spend from a shared Slack bucket: 0.0 if granted, else seconds until it could be (see the module)."""
+        async with self._connections.write() as connection:
+            return await slack_budget.take(connection, bucket, rate, now_s=now_s, floor=floor, cost=cost)
+
+    async def prune_slack_budget(self, *, before_s: float) -> int:
+        """Forget Slack buckets untouched since `before_s`."""
+        async with self._connections.write() as connection:
+            return await slack_budget.prune(connection, before_s=before_s)
+
+    async def add_pointer(self, pointer: slack_budget.Pointer, *, now_s: float) -> None:
+        """Record a board to be turned into a pointer to its final state's new message."""
+        async with self._connections.write() as connection:
+            await slack_budget.add_pointer(connection, pointer, now_s=now_s)
+
+    async def lease_pointers(self, *, now_s: float, lease_s: float, limit: int) -> list[slack_budget.Pointer]:
+        """Pointers nobody holds, held by the caller for `lease_s`."""
+        async with self._connections.write() as connection:
+            return await slack_budget.lease_pointers(connection, now_s=now_s, lease_s=lease_s, limit=limit)
+
+    async def drop_pointer(self, pointer: slack_budget.Pointer) -> None:
+        """Forget a pointer that landed."""
+        async with self._connections.write() as connection:
+            await slack_budget.drop_pointer(connection, pointer)
+
+    async def pending_pointers(self) -> list[slack_budget.Pointer]:
+        """Every pointer not landed yet."""
+        async with self._connections.read() as connection:
+            return await slack_budget.pending_pointers(connection)
 
 
 def _consultation(row: sa.Row[Any]) -> Consultation:

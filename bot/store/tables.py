@@ -175,3 +175,27 @@ claude_calls = sa.Table(
     sa.Index("claude_calls_owner", "owner"),
     sa.Index("claude_calls_expires", "expires_at"),
 )
+
+# --- SLACK-BUDGET (revision 0006) -------------------------------------------------------------
+# Slack's app-wide rate limits as token buckets every instance shares (bot.store.slack_budget):
+# one row per bucket, a method ("chat.update") or a method in one channel ("chat.postMessage C1").
+slack_budget = sa.Table(
+    "slack_budget",
+    metadata,
+    sa.Column("bucket", sa.Text, primary_key=True),
+    sa.Column("tokens", sa.Double, nullable=False),
+    sa.Column("at_s", sa.Double, nullable=False),  # when `tokens` was counted, Unix seconds
+)
+
+# Boards whose final state was posted as a new message: each is turned into a pointer to it, by
+# whichever instance has budget first (leased while one tries).
+slack_pointers = sa.Table(
+    "slack_pointers",
+    metadata,
+    sa.Column("channel", sa.Text, primary_key=True),
+    sa.Column("ts", sa.Text, primary_key=True),
+    sa.Column("thread_ts", sa.Text, nullable=False),
+    sa.Column("target_ts", sa.Text, nullable=False),
+    sa.Column("created_s", sa.Double, nullable=False),
+    sa.Column("leased_until_s", sa.Double, nullable=False),
+)
