@@ -3,9 +3,9 @@
 Two real `python -m bot` processes in Socket Mode (one connection each; the Slack emulator sends
 each event to one open connection, chosen at random as Slack does) share one PostgreSQL database
 (scripts/postgres.sh; a fresh schema per run). The Slack emulator runs in this process with
-Slack's per-method, app-wide rate limits by tier (`RateLimits.use_slack_tiers`: Tier 2 20, Tier 3
-50, Tier 4 100 calls a minute, chat.postMessage one a second per channel), so the two instances
-share them as two processes of one app do. The Claude emulator runs in its own process, thinking
+Slack's per-method, app-wide rate limits by tier (`use_slack_rate_limits`: Tier 2 20, Tier 3 50,
+Tier 4 100 calls a minute, bursts of a minute's worth; chat.postMessage one a second per channel,
+bursts of 3 as in bench.bot), so the two instances share them as two processes of one app do. The Claude emulator runs in its own process, thinking
 off: every call takes L = 1.0 s with its first byte at F = 0.2 s (20%). The bots share one Claude
 budget of C = 8 calls in flight (MATREC_CONCURRENCY, organisation-wide through the database).
 
@@ -49,13 +49,24 @@ from typing import Final
 
 import asyncpg
 
-from bench.bot_process import Upload, bot_env, peak_rss_mb, shown, spawn_bot, stop, upload, wait_connected
+from bench.bot_process import (
+    Upload,
+    boards,
+    bot_env,
+    final_at,
+    is_final,
+    peak_rss_mb,
+    showing_final,
+    spawn_bot,
+    stop,
+    upload,
+    wait_connected,
+)
 from bench.calls import Call
 from bench.claude_process import claude_process
 from bench.photos import photo
 from bench.targets import Figure, Target, arguments, exit_code, print_json, print_targets
 from emulators.slack import SlackEmulator
-from emulators.slack_workspace import Message
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 UPLOADS: Final = 100  # N
@@ -68,6 +79,8 @@ CONCURRENCY: Final = 8  # C, shared by both instances
 BRANCHES: Final = 6
 CALLS_PER_UPLOAD: Final = BRANCHES + 1
 PHOTO_PX: Final = (1600, 1200)
+POST_PER_CHANNEL_PER_S: Final = 1.0
+POST_BURST: Final = 3
 WAIT_S: Final = 600.0
 STOP_S: Final = 90.0
 HTTP_OK: Final = 200
@@ -157,41 +170,21 @@ async def bot_instance(slack: SlackEmulator, claude_url: str, database_url: str,
         await asyncio.wait_for(process.wait(), STOP_S)
 
 
-def bot_messages(slack: SlackEmulator, u: Upload) -> list[Message]:
-    """The bot's messages in the upload's thread, its file shares (the score chart) left out."""
-    return [m for m in slack.thread(u.channel, u.ts) if m.bot_id and m.ts != u.ts and not m.files]
-
-
-def final_at(slack: SlackEmulator, u: Upload) -> float | None:
-    """When a message in the thread first showed the upload's recommendation (a board updated to its
-    final state, or the final state posted as a new message where an update could not be afforded)."""
-    times = [v.at for m in bot_messages(slack, u) for v in m.versions if "Best:" in shown(v.blocks, v.text)]
-    return min(times, default=None)
-
-
 def all_final(slack: SlackEmulator, uploads: list[Upload]) -> Callable[[], bool]:
     """A predicate for `wait_until`: every upload has shown its final state. It runs on every change
-    in the emulator (this process), so it looks only at uploads still pending and at their messages'
-    latest versions."""
+    in the emulator (this process), so it looks only at uploads still pending."""
     pending = list(uploads)
 
     def check() -> bool:
-        pending[:] = [u for u in pending if showing_final(slack, u) == 0]
+        pending[:] = [u for u in pending if not is_final(slack, u)]
         return not pending
 
     return check
 
 
-def showing_final(slack: SlackEmulator, u: Upload) -> int:
-    """How many of the thread's bot messages show a recommendation now."""
-    return sum(
-        1 for m in bot_messages(slack, u) if m.versions and "Best:" in shown(m.versions[-1].blocks, m.versions[-1].text)
-    )
-
-
 def first_reply_at(slack: SlackEmulator, u: Upload) -> float | None:
     """When the bot first posted in the upload's thread."""
-    return min((m.versions[0].at for m in bot_messages(slack, u) if m.versions), default=None)
+    return min((m.versions[0].at for m in boards(slack, u) if m.versions), default=None)
 
 
 async def consultations_per_thread(database_url: str) -> Counter[tuple[str, str]]:
@@ -236,7 +229,9 @@ async def one_run(base_url: str, photos: list[bytes]) -> ScaleRun:
     with tempfile.TemporaryDirectory(prefix="matrec-scale-") as workdir:
         async with AsyncExitStack() as stack:
             slack = await stack.enter_async_context(SlackEmulator())
-            slack.limits.use_slack_tiers()
+            slack.use_slack_rate_limits()
+            for method in ("chat.postMessage", "chat.postEphemeral"):  # one a second per channel, short bursts
+                slack.rate_limit(method, per_s=POST_PER_CHANNEL_PER_S, burst=POST_BURST, per_channel=True)
             claude = await stack.enter_async_context(
                 claude_process(latency_s=LATENCY_S, first_token_s=FIRST_TOKEN_S, thinking=False)
             )
