@@ -5,9 +5,12 @@ each event to one open connection, chosen at random as Slack does) share one Pos
 (scripts/postgres.sh; a fresh schema per run). The Slack emulator runs in this process with
 Slack's per-method, app-wide rate limits by tier (`use_slack_rate_limits`: Tier 2 20, Tier 3 50,
 Tier 4 100 calls a minute, bursts of a minute's worth; chat.postMessage one a second per channel,
-bursts of 3 as in bench.bot), so the two instances share them as two processes of one app do. The Claude emulator runs in its own process, thinking
-off: every call takes L = 1.0 s with its first byte at F = 0.2 s (20%). The bots share one Claude
-budget of C = 8 calls in flight (MATREC_CONCURRENCY, organisation-wide through the database).
+bursts of 3 as in bench.bot), so the two instances share them as two processes of one app do.
+The Claude emulator runs in its own process, thinking off: every call takes L = 1.0 s with its
+first byte at F = 0.2 s (20%). It enforces one organisation's rate limits, shaped like a Tier 4
+organisation's (4,000 requests, 2,000,000 input and 400,000 output tokens a minute) and sends
+the `anthropic-ratelimit-*` headers, which the bots read. The bots share one Claude budget of
+C = 8 calls in flight (MATREC_CONCURRENCY, organisation-wide through the database).
 
 Each run: N = 100 uploads, one photo each (distinct 1600x1200 JPEGs), in 20 channels (upload i in
 channel i mod 20), sent one every 10 s / N = 0.1 s, so all arrive within 10 s. Measured:
@@ -20,7 +23,8 @@ channel i mod 20), sent one every 10 s / N = 0.1 s, so all arrive within 10 s. M
 - last answer to final: the consultation's last Claude answer (the emulator's finish time) to
   that final state (p50/p95);
 - total: first upload sent to the last final state, against the ideal schedule below;
-- Slack 429s served, by method; peak RSS (VmHWM) of each bot process.
+- Slack 429s served, by method; Claude 429s served (the organisation's limits); peak RSS (VmHWM)
+  of each bot process.
 
 The ideal schedule, from the constants: N x 7 calls (6 branches + 1 aggregation) of L each, C at a
 time, is N x 7 x L / C = 87.5 s of fully used slots. Added to it: the first consultation's primer
@@ -66,6 +70,7 @@ from bench.calls import Call
 from bench.claude_process import claude_process
 from bench.photos import photo
 from bench.targets import Figure, Target, arguments, exit_code, print_json, print_targets
+from emulators.claude_ratelimit import OrgLimits
 from emulators.slack import SlackEmulator
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -81,6 +86,9 @@ CALLS_PER_UPLOAD: Final = BRANCHES + 1
 PHOTO_PX: Final = (1600, 1200)
 POST_PER_CHANNEL_PER_S: Final = 1.0
 POST_BURST: Final = 3
+ORG_LIMITS: Final = OrgLimits(
+    requests_per_minute=4_000, input_tokens_per_minute=2_000_000, output_tokens_per_minute=400_000
+)
 WAIT_S: Final = 600.0
 STOP_S: Final = 90.0
 HTTP_OK: Final = 200
@@ -112,6 +120,7 @@ class ScaleRun:
     answer_to_final_p95: float
     total_s: float
     slack_429s: dict[str, int] = field(default_factory=dict)
+    claude_429s: int = 0
     rss_mb: list[float] = field(default_factory=list)
 
 
@@ -233,7 +242,7 @@ async def one_run(base_url: str, photos: list[bytes]) -> ScaleRun:
             for method in ("chat.postMessage", "chat.postEphemeral"):  # one a second per channel, short bursts
                 slack.rate_limit(method, per_s=POST_PER_CHANNEL_PER_S, burst=POST_BURST, per_channel=True)
             claude = await stack.enter_async_context(
-                claude_process(latency_s=LATENCY_S, first_token_s=FIRST_TOKEN_S, thinking=False)
+                claude_process(latency_s=LATENCY_S, first_token_s=FIRST_TOKEN_S, thinking=False, limits=ORG_LIMITS)
             )
             database_url = await stack.enter_async_context(fresh_schema(base_url))
             pids = [
@@ -249,7 +258,9 @@ async def one_run(base_url: str, photos: list[bytes]) -> ScaleRun:
             requests = await claude.requests()
             stored = await consultations_per_thread(database_url)
             rss = [peak_rss_mb(pid) for pid in pids]
-            return measure(slack, uploads, requests.calls, requests.peak_concurrency, stored, started, rss)
+            run = measure(slack, uploads, requests.calls, requests.peak_concurrency, stored, started, rss)
+            run.claude_429s = sum(requests.rate_limited.values())
+            return run
 
 
 def measure(
@@ -330,6 +341,8 @@ def targets(runs: list[ScaleRun]) -> list[Target]:
                Figure.of([r.answer_to_final_p50 for r in runs]).text(2, "s"), "-", None),
         Target("... Slack 429s served", served.text(0), "0", served.high == 0),
         Target("... Slack 429s by method, all runs", by_method, "-", None),
+        Target("... Claude 429s served (the organisation's limits)",
+               Figure.of([r.claude_429s for r in runs]).text(0), "0", None),
         Target(f"... peak RSS of the larger instance < {RSS_TARGET_MB:g} MB", rss.text(0, "MB"), "-",
                rss.high < RSS_TARGET_MB),
     ]  # fmt: skip

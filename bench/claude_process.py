@@ -41,6 +41,7 @@ class Requests:
 
     calls: list[Call]
     peak_concurrency: int
+    rate_limited: dict[str, int]  # 429s served by the organisation's limits, by limit
 
 
 @dataclass
@@ -60,7 +61,8 @@ class ClaudeService:
         """Every request since the last reset, in arrival order, with the concurrency peak."""
         async with self.http.get(self.requests_url) as response:
             body = await response.json()
-        return Requests([Call.of(e) for e in body["requests"]], int(body["peak_concurrency"]))
+        limited = {str(k): int(v) for k, v in body["rate_limited"].items()}
+        return Requests([Call.of(e) for e in body["requests"]], int(body["peak_concurrency"]), limited)
 
     async def calls(self) -> list[Call]:
         """Every request since the last reset, in arrival order."""
@@ -105,6 +107,7 @@ def _requests_app(emulator: ClaudeEmulator) -> web.Application:
     async def requests(_request: web.Request) -> web.Response:
         body: dict[str, Any] = {
             "peak_concurrency": emulator.peak_concurrency,
+            "rate_limited": dict(emulator.rate_limited),
             "requests": [entry(r) for r in emulator.requests],
         }
         return web.json_response(body)
