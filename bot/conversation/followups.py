@@ -35,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import Rendered
 from bot.blocks.replies import muted_notice, notice
+from bot.budget import Priority, calls_at
 from bot.conversation.answer import Answerer
 from bot.conversation.intent import Intent, intent
 from bot.conversation.reply import ThreadReply
@@ -177,8 +178,9 @@ class FollowUps:
         return []
 
     async def _react(self, reply: ThreadReply, name: str) -> None:
-        call = self.client.reactions_add(channel=reply.channel, timestamp=reply.ts, name=name)
-        await best_effort(call, f"reaction {name} on {reply.channel}/{reply.ts}", level=logging.INFO)
+        with calls_at(Priority.PROGRESS):  # a courtesy: it gives way to final states under load
+            call = self.client.reactions_add(channel=reply.channel, timestamp=reply.ts, name=name)
+            await best_effort(call, f"reaction {name} on {reply.channel}/{reply.ts}", level=logging.INFO)
 
     async def _post(self, reply: ThreadReply, rendered: Rendered) -> None:
         posted = post_reply(self.client, channel=reply.channel, thread_ts=reply.thread_ts, rendered=rendered)
