@@ -89,7 +89,11 @@ def budget_limits(settings: EngineSettings) -> BudgetLimits:
 
 
 class StoreBudget:
-    """The shared budget over a Store; `await start()` before use, `await aclose()` at the end."""
+    """The shared budget over a Store; `await start()` before use, `await aclose()` at the end.
+
+    `single`: this is the only instance on the database, so other owners' calls are a dead
+    process's (default: so on SQLite). `poll_s` and `clock` (time.time()) are for tests.
+    """
 
     def __init__(
         self,

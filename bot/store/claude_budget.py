@@ -6,12 +6,12 @@ first statement, so instances' steps run one at a time and never both hand out t
     SQLite       the transaction began with BEGIN IMMEDIATE: one writer at a time
     PostgreSQL   SELECT ... FOR UPDATE of the one claude_budget row
 
-Inside it, in order: bring the token buckets to now; renew the owner's expiries (its heartbeat);
-drop calls whose owner stopped renewing them (a crashed instance: its slots come back, its
-reservations stay spent until the buckets refill); end calls (settling their reservations); take
-rate-limit observations and a pause; queue newly waiting calls; then grant waiting calls of ANY
-instance in order (priority, arrival) while a slot is free and the first fits
-(matrec.budget_buckets). An instance learns of its calls granted by another's step at its own
+Inside it, in order: bring the token buckets to now; on a heartbeat, renew the owner's expiries and
+drop calls whose owner stopped renewing them (a crashed instance: its slots come back within the
+TTL and a heartbeat interval, its reservations stay spent until the buckets refill); end calls
+(settling their reservations); take rate-limit observations and a pause; queue newly waiting
+calls; then grant waiting calls of ANY instance in order (priority, arrival) while a slot is free
+and the first fits (matrec.budget_buckets). An instance learns of its calls granted by another's step at its own
 next step; on PostgreSQL a step that freed or granted something for others sends
 NOTIFY `NOTIFY_CHANNEL`, delivered at commit, so they look at once.
 """
@@ -87,7 +87,9 @@ async def step(connection: AsyncConnection, change: Step, limits: BudgetLimits, 
     if change.renew:
         renew = sa.update(claude_calls).where(_k.owner == change.owner).values(expires_at=expires_at)
         await connection.execute(renew)
-    evicted = (await connection.execute(sa.delete(claude_calls).where(_k.expires_at < now))).rowcount
+    evicted = 0
+    if change.renew:  # any instance's heartbeat clears the calls of instances that stopped renewing theirs
+        evicted = (await connection.execute(sa.delete(claude_calls).where(_k.expires_at < now))).rowcount
     if change.evict_others:
         evicted += (await connection.execute(sa.delete(claude_calls).where(_k.owner != change.owner))).rowcount
     freed = await _end(connection, state, change.ended, limits) or evicted > 0
@@ -101,15 +103,16 @@ async def step(connection: AsyncConnection, change: Step, limits: BudgetLimits, 
         await connection.execute(
             sa.insert(claude_calls), [_waiting_row(w, change.owner, expires_at) for w in change.joined]
         )
-    in_flight = await connection.scalar(sa.select(sa.func.count()).select_from(claude_calls).where(_GRANTED)) or 0
+    counts = sa.select(sa.func.count(_k.granted_at), sa.func.count()).select_from(claude_calls)
+    in_flight, calls = (await connection.execute(counts)).one()
     grants, others = await _grant(connection, state, in_flight, limits, now, change.owner, expires_at)
     in_flight += len(grants.granted)
+    waiting = calls - in_flight
     await connection.execute(sa.update(claude_budget).where(_b.name == CLAUDE_BUDGET_ROW).values(_row(state)))
     granted = frozenset((await connection.scalars(sa.select(_k.id).where(_k.owner == change.owner, _GRANTED))).all())
     known = None
     if change.renew:  # a heartbeat also tells the owner which of its calls the store still has
         known = frozenset((await connection.scalars(sa.select(_k.id).where(_k.owner == change.owner))).all())
-    waiting = await connection.scalar(sa.select(sa.func.count()).select_from(claude_calls).where(_WAITING)) or 0
     notify = connection.dialect.name == "postgresql" and (others or (freed and waiting > 0))
     if notify:
         await connection.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
