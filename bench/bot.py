@@ -11,18 +11,20 @@ L = 1.0 s, first byte at F = 0.3 s). Each run starts all three afresh, then:
   consultation made, the file download excluded: those for its board, reactions and thread status
   (the target, as it stood before issue 7), and beside them the score chart's two upload calls and
   the team's-memory look-ups (cached membership, names and permalinks for similar-part links).
-- crowd: 20 uploads in 20 channels at once. The same branch-to-visible delay, every upload's board
-  final (showing a recommendation) and every upload's final reaction, each from the first upload.
-  It starts once the bot's own chat.update budget (50 a minute after a burst of 10, shared by all
-  boards) has had time to fill up after the sequential uploads (12 s), as in a quiet workspace.
+- crowd: 20 uploads in 20 channels at once. Every upload's final state (a board showing its
+  recommendation: updated in place, or posted as a new message where Slack's chat.update budget
+  has no room) from the first upload, each consultation's last Claude answer to its final state
+  (target: within 2 s, issue 9), and the branch-to-visible delay beside them (progress updates
+  give way to final states under load, so it has no target here); the final reactions that
+  landed (they give way too). It starts once the bot's Slack budget (Tier 3: 45 a minute, 90 %
+  of Slack's 50, after a burst of 10) has had time to fill up after the sequential uploads, as in
+  a quiet workspace.
 
 Ideals for the crowd, from the constants above (floors: nothing can finish sooner):
 - boards final: 140 Claude calls (20 x 7) x L / 8 (the bot's Claude concurrency bound) = 17.5 s.
   The bot admits at most 4 consultations at once (MATREC_MAX_CONSULTATIONS, default 4), so slots
   idle while the admitted ones wait for a primer's first byte or are at their aggregation; the
   floor leaves that out, as it leaves out the first download and the last chat.update.
-- reactions final: also reactions.add is called twice per upload (eyes, then the check mark): 40
-  calls, 20 at once then 50 a minute, so the last cannot come before (40 - 20) / (50/60) = 24 s.
 """
 
 from __future__ import annotations
@@ -39,11 +41,10 @@ from typing import Any, Final
 from bench.bot_process import (
     GENERAL,
     STARTUP_CALLS,
-    TIER3_BURST,
-    TIER3_PER_S,
     UpdateBudget,
     boards,
     final_at,
+    is_final,
     reacted,
     running_bot,
     slack_like_limits,
@@ -60,10 +61,10 @@ CLAUDE_CONCURRENCY: Final = 8  # EngineSettings.concurrency, the bot's default
 CALLS_PER_UPLOAD: Final = 7
 SEQUENTIAL_UPLOADS: Final = 8
 CROWD_UPLOADS: Final = 20
-REACTIONS_ADD_PER_UPLOAD: Final = 2
 WAIT_S: Final = 180.0
 FIRST_REPLY_TARGET_MS: Final = 300.0
 VISIBLE_TARGET_S: Final = 1.5
+FINAL_LAG_TARGET_S: Final = 2.0  # issue 9: every final state within 2 s of its answer
 API_CALLS_TARGET: Final = 12
 # Calls issue 7 added beside the board's own: the score chart (files upload v2 is two calls by
 # design) and the team's memory (membership, names and permalinks for similar-part links; cached).
@@ -91,7 +92,8 @@ class Crowd:
     final: int  # boards showing a recommendation
     claude_done_s: float  # the last Claude answer's finish
     boards_final_s: float
-    reactions_final_s: float
+    reactions: int  # uploads with their final reaction once every board is final (reactions give way under load)
+    answer_to_final_s: list[float]  # each consultation's last Claude answer to its final state
     visible_s: list[float]
     claude_peak: int
     chat_updates: int
@@ -130,15 +132,19 @@ async def crowd(slack: SlackEmulator, claude: ClaudeService) -> Crowd:
     calls_before = len(slack.calls)
     started = time.monotonic()
     uploads = await asyncio.gather(*(upload(slack, c, image, f"crowd-{i}") for i, c in enumerate(channels)))
-    await slack.wait_until(lambda: all(reacted(slack, u) for u in uploads), WAIT_S, "the crowd's reactions")
-    reactions_final_s = time.monotonic() - started
+    await slack.wait_until(lambda: all(is_final(slack, u) for u in uploads), WAIT_S, "the crowd's final states")
     finals = [final_at(slack, u) for u in uploads]
     requests = await claude.requests()
+    last_answer: dict[str, float] = {}
+    for call in requests.calls:
+        if call.tag is not None and call.finished_at is not None:
+            last_answer[call.tag] = max(last_answer.get(call.tag, 0.0), call.finished_at)
     return Crowd(
         final=sum(1 for f in finals if f is not None),
         claude_done_s=max(c.finished_at or c.arrived_at for c in requests.calls) - started,
         boards_final_s=max(f or float("inf") for f in finals) - started,
-        reactions_final_s=reactions_final_s,
+        reactions=sum(1 for u in uploads if reacted(slack, u)),
+        answer_to_final_s=[f - last_answer[u.tag] for u, f in zip(uploads, finals, strict=True) if f is not None],
         visible_s=visible_after_s(slack, list(uploads), requests.calls),
         claude_peak=requests.peak_concurrency,
         chat_updates=sum(1 for c in slack.calls[calls_before:] if c.method == "chat.update"),
@@ -160,11 +166,9 @@ async def one_run() -> tuple[Sequential, Crowd]:
             return alone, await crowd(slack, claude)
 
 
-def crowd_floors_s() -> tuple[float, float]:
-    """The crowd's floors: boards final (Claude-bound) and reactions final (also reactions.add-bound)."""
-    claude_s = CROWD_UPLOADS * CALLS_PER_UPLOAD * LATENCY_S / CLAUDE_CONCURRENCY
-    reactions_s = (CROWD_UPLOADS * REACTIONS_ADD_PER_UPLOAD - TIER3_BURST) / TIER3_PER_S
-    return claude_s, max(claude_s, reactions_s)
+def crowd_floor_s() -> float:
+    """The crowd's floor: boards final, Claude-bound."""
+    return CROWD_UPLOADS * CALLS_PER_UPLOAD * LATENCY_S / CLAUDE_CONCURRENCY
 
 
 def targets(runs: list[tuple[Sequential, Crowd]]) -> list[Target]:
@@ -181,9 +185,10 @@ def targets(runs: list[tuple[Sequential, Crowd]]) -> list[Target]:
     crowd_visible_max = Figure.of([max(c.visible_s) for c in crowds])
     crowd_visible_median = Figure.of([statistics.median(c.visible_s) for c in crowds])
     final = Figure.of([c.final for c in crowds])
-    boards_floor_s, reactions_floor_s = crowd_floors_s()
+    boards_floor_s = crowd_floor_s()
     boards_s = Figure.of([c.boards_final_s for c in crowds])
-    reactions_s = Figure.of([c.reactions_final_s for c in crowds])
+    reactions = Figure.of([c.reactions for c in crowds])
+    lag_max = Figure.of([max(c.answer_to_final_s) for c in crowds])
     claude_s = Figure.of([c.claude_done_s for c in crowds])
     updates = Figure.of([c.chat_updates for c in crowds])
     peak = max(c.claude_peak for c in crowds)
@@ -202,16 +207,18 @@ def targets(runs: list[tuple[Sequential, Crowd]]) -> list[Target]:
         Target("... all of them, max per run", total.text(0), "-", None),
         Target("20 uploads in 20 channels at once: boards with a recommendation", final.text(0), "20",
                final.low == CROWD_UPLOADS),
-        Target("... branch finishing to its entry visible, max per run <= 1.5 s", crowd_visible_max.text(2, "s"), "0",
-               crowd_visible_max.high <= VISIBLE_TARGET_S),
+        Target(f"... last Claude answer to its final state, max per run <= {FINAL_LAG_TARGET_S:g} s",
+               lag_max.text(2, "s"), "0", lag_max.high <= FINAL_LAG_TARGET_S),
+        Target("... branch finishing to its entry visible (progress gives way under load), max per run",
+               crowd_visible_max.text(2, "s"), "0", None),
         Target("... median per run", crowd_visible_median.text(2, "s"), "0", None),
         Target("... Claude's last answer (first upload to the last aggregation's finish)", claude_s.text(1, "s"),
                f"{boards_floor_s:g} s (140 x L / 8)", None),
         Target("... every board final (first upload to the last board's recommendation)", boards_s.text(1, "s"),
                f"{boards_floor_s:g} s (140 x L / 8)", None),
-        Target("... every final reaction", reactions_s.text(1, "s"),
-               f"{reactions_floor_s:g} s ((40 - 20) / (50/60 s))", None),
-        Target("... chat.update calls (the bot's budget: 50 a minute after a burst of 10)", updates.text(0), "-",
+        Target("... final reactions on the uploads once every board is final (they give way under load)",
+               reactions.text(0), "20", None),
+        Target("... chat.update calls (Slack's Tier 3, shared: 45 a minute after a burst of 10)", updates.text(0), "-",
                None),
         Target("... Claude concurrency peak <= 8 (the bound)", str(peak), "8", peak <= CLAUDE_CONCURRENCY),
         Target("... Slack 429s served (all handled: every board final)",

@@ -57,16 +57,17 @@ class Upload:
 
 @dataclass(frozen=True)
 class UpdateBudget:
-    """The bot's own app-wide chat.update budget, at its defaults."""
+    """The bot's share of Slack's Tier 3 limit (chat.update, reactions.add...), at its defaults."""
 
     per_s: float
     burst: int
 
     @classmethod
     def default(cls) -> UpdateBudget:
-        """MATREC_UPDATES_PER_MINUTE and MATREC_UPDATE_BURST as the bot ships them."""
+        """MATREC_UPDATES_PER_MINUTE x MATREC_SLACK_PACING and MATREC_UPDATE_BURST as the bot ships them."""
         fields = BotSettings.model_fields
-        return cls(float(fields["updates_per_minute"].default) / 60, int(fields["update_burst"].default))
+        per_minute = float(fields["updates_per_minute"].default) * float(fields["slack_pacing"].default)
+        return cls(per_minute / 60, int(fields["update_burst"].default))
 
     @property
     def refill_s(self) -> float:
