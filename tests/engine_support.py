@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -17,6 +20,8 @@ from matrec.progress import ProgressEvent
 from matrec.settings import EngineSettings
 
 KEY = "test-key"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EMULATOR_START_TIMEOUT_S = 20.0
 
 
 def engine_settings(emulator: ClaudeEmulator, **overrides: Any) -> EngineSettings:
@@ -62,3 +67,20 @@ class EventLog:
     def kinds(self) -> list[str]:
         """The event kinds, in order."""
         return [e.kind.value for e in self.events]
+
+
+@asynccontextmanager
+async def emulator_process(*arguments: str) -> AsyncIterator[str]:
+    """`python -m emulators.claude` with these arguments, as its own process; yields its base URL
+    (the first line it prints), terminated at the end."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emulators.claude", *arguments, stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), EMULATOR_START_TIMEOUT_S)
+        yield line.decode().strip()
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()

@@ -8,9 +8,7 @@ the sum of input and output, -reset in RFC 3339, a 429 with `retry-after`. Time 
 
 from __future__ import annotations
 
-import asyncio
 import math
-import sys
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +20,7 @@ import pytest
 from bench.claude_process import KEY as BENCH_KEY
 from bench.claude_process import claude_process
 from emulators.claude import ClaudeEmulator, Fault, OrgLimits
+from tests.engine_support import emulator_process
 
 KEY = "test-key"
 MODEL = "claude-sonnet-5-5"
@@ -31,7 +30,6 @@ T0 = datetime(2026, 12, 1, 5, 0, 0, tzinfo=UTC).timestamp()
 HELLO: list[Any] = [{"role": "user", "content": "hello"}]
 LONG_TEXT = "A die-cast bracket holding a pump to a wall, seen from the left. " * 500  # about 10k tokens
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CLI_START_TIMEOUT_S = 20.0
 
 
 class ManualClock:
@@ -316,24 +314,12 @@ async def test_reset_stats_forgets_the_429_counts(
 
 
 async def test_the_command_line_emulator_takes_the_organisation_limits() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "emulators.claude", "--latency-s", "0", "--no-thinking", "--requests-per-minute", "1"),
-        *("--input-tokens-per-minute", "50000", "--output-tokens-per-minute", "20000"),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=REPO_ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = (await asyncio.wait_for(process.stdout.readline(), CLI_START_TIMEOUT_S)).decode().strip()
+    limits = ("--requests-per-minute", "1", "--input-tokens-per-minute", "50000", "--output-tokens-per-minute", "20000")
+    async with emulator_process("--latency-s", "0", "--no-thinking", *limits) as base_url:
         sdk = anthropic.AsyncAnthropic(api_key=KEY, base_url=base_url, max_retries=0)
         headers, _message = await _create(sdk)
         refused = await _refused(sdk)
         await sdk.close()
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
     assert headers["anthropic-ratelimit-input-tokens-limit"] == "50000"
     assert headers["anthropic-ratelimit-tokens-limit"] == "70000"
     assert 58 <= int(refused.response.headers["retry-after"]) <= 60  # a minute for one request, on the wall clock

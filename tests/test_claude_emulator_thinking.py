@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +15,7 @@ import pytest
 from emulators.claude import ClaudeEmulator, RecordedRequest
 from emulators.claude_thinking import adaptive_thinking_tokens
 from emulators.claude_usage import TOKENIZER_5X
+from tests.engine_support import emulator_process
 
 KEY = "test-key"
 MODEL = "claude-sonnet-5-5"
@@ -27,8 +26,6 @@ HELLO_ANSWER_TOKENS = TOKENIZER_5X.output_tokens(HELLO_ANSWER)
 NON_STREAMED_MAX_TOKENS = 16_000  # the SDK insists on streaming above about 21,000
 DRAWS = 2000
 SEEDS_COMPARED = 12
-CLI_START_TIMEOUT_S = 10.0
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -231,23 +228,11 @@ async def test_stats_report_each_requests_model_effort_thinking_and_plan(
 
 
 async def test_the_command_line_emulator_takes_a_seed_and_a_generation_speed() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "emulators.claude", "--latency-s", "0", "--seed", "3", "--output-tokens-per-s", "100000"),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=REPO_ROOT,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = (await asyncio.wait_for(process.stdout.readline(), CLI_START_TIMEOUT_S)).decode().strip()
+    async with emulator_process("--latency-s", "0", "--seed", "3", "--output-tokens-per-s", "100000") as base_url:
         sdk = anthropic.AsyncAnthropic(api_key=KEY, base_url=base_url, max_retries=0)
         await sdk.messages.create(model=MODEL, max_tokens=NON_STREAMED_MAX_TOKENS, messages=HELLO)
         await sdk.close()
         async with aiohttp.ClientSession() as session, session.get(f"{base_url}/_emulator/stats") as got:
             [entry] = (await got.json())["timeline"]
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
     assert entry["thinking_tokens"] == (await _thinking_sequence(3))[0]  # thinks by default, seeded
     assert entry["service_s"] == pytest.approx(entry["output_tokens"] / 100_000)
