@@ -10,8 +10,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -122,3 +122,27 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def behind_balancer(
+    slack: SlackEmulator,
+    claude: ClaudeEmulator,
+    url: str,
+    tmp_path: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    count: int = 2,
+) -> AsyncIterator[RoundRobin]:
+    """`count` bot processes on the database at `url` with `env` added to their environment, behind
+    one round-robin request URL that Slack is given; yields the balancer (its `backends` are the
+    instances' base URLs)."""
+    async with AsyncExitStack() as stack:
+        backends = [
+            await stack.enter_async_context(bot_process(slack, claude, url, tmp_path, **(env or {})))
+            for _ in range(count)
+        ]
+        balancer = RoundRobin(backends)
+        events_url = await stack.enter_async_context(balancer.serving())
+        slack.set_http_target(signing_secret=SIGNING_SECRET, events_url=events_url)
+        yield balancer

@@ -12,9 +12,9 @@ from pathlib import Path
 from bot.store import Store
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
-from tests.bot_support import SIGNING_SECRET, upload, wait_finished
+from tests.bot_support import upload, wait_finished
 from tests.engine_support import jpeg_bytes
-from tests.instances_support import RoundRobin, bot_process
+from tests.instances_support import behind_balancer
 from tests.rerun_support import branches_since
 from tests.store_support import fresh_database
 
@@ -32,12 +32,7 @@ async def test_two_bot_processes_together_never_exceed_the_shared_concurrency(
     extra = {"MATREC_CONCURRENCY": str(CONCURRENCY)}
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(fresh_database("postgres", tmp_path))
-        backends = [
-            await stack.enter_async_context(bot_process(slack, claude, url, tmp_path, **extra)) for _ in range(2)
-        ]
-        balancer = RoundRobin(backends)
-        events_url = await stack.enter_async_context(balancer.serving())
-        slack.set_http_target(signing_secret=SIGNING_SECRET, events_url=events_url)
+        balancer = await stack.enter_async_context(behind_balancer(slack, claude, url, tmp_path, extra))
         claude.reset_stats()
 
         sent = await asyncio.gather(*(upload(slack, PHOTO, channel=channel) for channel in CHANNELS))

@@ -17,9 +17,9 @@ from bot.spend import BUDGET_REACHED
 from bot.store import Store, utc_now
 from emulators.claude import ClaudeEmulator
 from emulators.slack import SlackEmulator
-from tests.bot_support import SIGNING_SECRET, WAIT_S, bot_replies, rendered, upload
+from tests.bot_support import WAIT_S, bot_replies, rendered, upload
 from tests.engine_support import jpeg_bytes
-from tests.instances_support import RoundRobin, bot_process
+from tests.instances_support import behind_balancer
 from tests.rerun_support import branches_since
 from tests.store_support import fresh_database
 from tests.test_spend_e2e import BRACKET, worst_case_usd
@@ -53,12 +53,7 @@ async def test_two_bot_processes_share_one_spend_cap_and_report_one_spend(
     extra = {"MATREC_DAILY_CAP_USD": str(cap_usd), "MATREC_METRICS_TOKEN": TOKEN}
     async with AsyncExitStack() as stack:
         url = await stack.enter_async_context(fresh_database("postgres", tmp_path))
-        backends = [
-            await stack.enter_async_context(bot_process(slack, claude, url, tmp_path, **extra)) for _ in range(2)
-        ]
-        balancer = RoundRobin(backends)
-        events_url = await stack.enter_async_context(balancer.serving())
-        slack.set_http_target(signing_secret=SIGNING_SECRET, events_url=events_url)
+        balancer = await stack.enter_async_context(behind_balancer(slack, claude, url, tmp_path, extra))
 
         sent = await asyncio.gather(*(upload(slack, PHOTO, text=BRACKET, channel=c) for c in CHANNELS))
 
@@ -78,7 +73,7 @@ async def test_two_bot_processes_share_one_spend_cap_and_report_one_spend(
         async with await Store.open(url) as store:
             spent = await store.spent(utc_now().date())
         assert 0 < spent <= cap_usd
-        for base in backends:
+        for base in balancer.backends:
             status, text = await _get(f"{base}/metrics", TOKEN)
             assert status == 200
             assert _gauge(text, "matrec_budget_used_usd") == spent  # the shared ledger, not this process's own
