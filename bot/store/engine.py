@@ -16,6 +16,7 @@ Dialect differences in connecting and locking live here:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
@@ -30,6 +31,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from bot.store.urls import Database, PostgresDatabase, SqliteDatabase
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+MS_PER_S = 1000
+WAL_SWITCH_RETRY_S = 0.02
 POSTGRES_POOL_SIZE = 5
 POSTGRES_POOL_MAX_OVERFLOW = 5
 POSTGRES_COMMAND_TIMEOUT_S = 30.0
@@ -88,11 +91,27 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode = WAL`, which a file still in rollback mode (new, or made by an older
+    store) takes only with an exclusive lock, and SQLite answers "database is locked" at once, without
+    its busy handler, while another connection holds one: so that busy wait is done here, for up to
+    the busy timeout, as the busy handler would (a file already in WAL mode passes at once)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / MS_PER_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as error:  # the driver's OperationalError, wrapped by the async adapter
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(WAL_SWITCH_RETRY_S)  # runs in the pool's connect hook, not a coroutine
 
 
 def _on_sqlite_begin(connection: sa.Connection) -> None:
